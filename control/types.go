@@ -57,7 +57,7 @@ type Dest struct {
 
 // Conn is one entry of the connection table (ipvsadm -L -c).
 type Conn struct {
-	Proto   string         `json:"proto"` // "TCP", "UDP", or "IP" for templates
+	Proto   string         `json:"proto"`  // "TCP", "UDP", or "IP" for templates
 	Expire  uint32         `json:"expire"` // seconds left
 	State   string         `json:"state"`  // IPVS state name: ESTABLISHED, SYN_RECV, ..., UDP, NONE
 	Source  netip.AddrPort `json:"source"`
