@@ -1,0 +1,71 @@
+// Command uvsd is the uvs director: a userspace IPVS with keepalived's
+// configuration language.
+//
+//	uvsd -f /etc/keepalived/keepalived.conf [--control /run/uvs/uvsd.sock]
+//	uvsd --check -f FILE
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+
+	"github.com/uvs-project/uvs/control"
+	"github.com/uvs-project/uvs/daemon"
+)
+
+func main() {
+	var (
+		file    = flag.String("f", "/etc/keepalived/keepalived.conf", "keepalived.conf `file` to load")
+		ctl     = flag.String("control", control.DefaultPath, "control socket `path`")
+		check   = flag.Bool("check", false, "validate the configuration and exit (like keepalived -t)")
+		workers = flag.Int("workers", 1, "dataplane workers")
+		logJSON = flag.Bool("log-json", false, "log in JSON")
+		debug   = flag.Bool("debug", false, "log debug messages")
+	)
+	flag.StringVar(file, "use-file", *file, "same as -f")
+	flag.Parse()
+
+	lvl := slog.LevelInfo
+	if *debug {
+		lvl = slog.LevelDebug
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
+	if *logJSON {
+		h = slog.NewJSONHandler(os.Stderr, hopts)
+	}
+	log := slog.New(h)
+	slog.SetDefault(log)
+
+	if *check {
+		cfg, err := daemon.Check(*file)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		for _, w := range cfg.Warnings {
+			fmt.Fprintln(os.Stderr, "warning:", w)
+		}
+		fmt.Printf("%s: configuration OK\n", *file)
+		return
+	}
+	n := *workers
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	if n > 1 {
+		// Both legs of a NAT connection must reach the worker that owns
+		// it; until fanout steering lands, one worker is the only safe
+		// setting.
+		log.Warn("more than one worker needs fanout steering, which is not built yet; using 1")
+		n = 1
+	}
+	if err := daemon.Run(context.Background(), daemon.Options{ConfigFile: *file, ControlPath: *ctl, Workers: n, Log: log}); err != nil {
+		fmt.Fprintln(os.Stderr, "uvsd:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,248 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/uvs-project/uvs/config"
+	"github.com/uvs-project/uvs/control"
+	"github.com/uvs-project/uvs/dataplane"
+	"github.com/uvs-project/uvs/nexthop"
+	"github.com/uvs-project/uvs/service"
+)
+
+// Options are uvsd's command-line settings.
+type Options struct {
+	ConfigFile  string
+	ControlPath string
+	Workers     int
+	Log         *slog.Logger
+}
+
+// Daemon is a running uvsd.
+type Daemon struct {
+	opts   Options
+	log    *slog.Logger
+	model  *service.Model
+	engine *dataplane.Engine
+
+	zmu      sync.Mutex
+	zeroSvc  map[uint32]dataplane.Totals
+	zeroDest map[uint32]dataplane.Totals
+	rates    rates
+
+	resolve chan struct{}
+}
+
+// Check parses and validates a configuration without starting anything
+// (uvsd --check, like keepalived -t).
+func Check(path string) (*config.Config, error) {
+	cfg, err := config.ParseFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m := service.NewModel()
+	if err := Apply(cfg, m); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Run starts uvsd and blocks until ctx is done or SIGTERM/SIGINT.
+func Run(ctx context.Context, opts Options) error {
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg, err := config.ParseFile(opts.ConfigFile)
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w.String())
+	}
+	d := &Daemon{opts: opts, log: log, model: service.NewModel(), resolve: make(chan struct{}, 1)}
+	if err := Apply(cfg, d.model); err != nil {
+		return err
+	}
+	ifaces, err := d.interfaces()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+
+	// Resolve real servers before traffic arrives, so the first SYNs are
+	// not dropped for want of a MAC.
+	d.resolveAll(ctx)
+
+	d.engine, err = dataplane.New(dataplane.Config{Workers: opts.Workers, Log: log}, d.model, ifaces)
+	if err != nil {
+		return err
+	}
+	defer d.engine.Close()
+
+	l, err := control.Listen(opts.ControlPath)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(opts.ControlPath)
+
+	var wg sync.WaitGroup
+	wg.Add(4)
+	go func() { defer wg.Done(); d.engine.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		if err := control.Serve(ctx, l, d, log); err != nil {
+			log.Error("control", "err", err)
+		}
+	}()
+	go func() { defer wg.Done(); d.resolver(ctx) }()
+	go func() { defer wg.Done(); d.estimate(ctx) }()
+	go d.reloads(ctx)
+
+	names := make([]string, len(ifaces))
+	for i, f := range ifaces {
+		names[i] = f.Name
+	}
+	log.Info("uvsd started", "interfaces", names, "services", len(d.model.Snapshot().Services), "control", opts.ControlPath)
+	wg.Wait()
+	log.Info("uvsd stopped")
+	return nil
+}
+
+// interfaces finds the interfaces that serve the VIPs, the owned
+// addresses and the real servers, from the routing table.
+func (d *Daemon) interfaces() ([]dataplane.Iface, error) {
+	s := d.model.Snapshot()
+	var addrs []netip.Addr
+	for a := range s.Owned {
+		addrs = append(addrs, netip.AddrFrom4(a))
+	}
+	for _, dd := range s.Dests {
+		if !dd.Removed {
+			addrs = append(addrs, netip.AddrFrom4(dd.Addr))
+		}
+	}
+	seen := map[int]bool{}
+	var out []dataplane.Iface
+	for _, a := range addrs {
+		h, err := nexthop.Route(a)
+		if err != nil {
+			return nil, err
+		}
+		if seen[h.Ifindex] {
+			continue
+		}
+		seen[h.Ifindex] = true
+		var mac [6]byte
+		if len(h.IfMAC) != 6 {
+			return nil, fmt.Errorf("interface %s serving %v has no Ethernet address", h.IfName, a)
+		}
+		copy(mac[:], h.IfMAC)
+		out = append(out, dataplane.Iface{Index: h.Ifindex, Name: h.IfName, MAC: mac})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no virtual service or owned address: nothing to serve")
+	}
+	return out, nil
+}
+
+func (d *Daemon) kickResolver() {
+	select {
+	case d.resolve <- struct{}{}:
+	default:
+	}
+}
+
+// resolveAll finds the next hop of every real server, concurrently.
+func (d *Daemon) resolveAll(ctx context.Context) {
+	s := d.model.Snapshot()
+	seen := map[[4]byte]bool{}
+	var wg sync.WaitGroup
+	for _, dd := range s.Dests {
+		if dd.Removed || seen[dd.Addr] {
+			continue
+		}
+		seen[dd.Addr] = true
+		wg.Add(1)
+		go func(a [4]byte) {
+			defer wg.Done()
+			h, err := nexthop.Resolve(netip.AddrFrom4(a), time.Second)
+			if err != nil {
+				d.log.Warn("real server unresolved", "addr", netip.AddrFrom4(a), "err", err)
+				return
+			}
+			var nh service.NextHop
+			nh.Ifindex = int32(h.Ifindex)
+			copy(nh.MAC[:], h.MAC)
+			nh.Valid = true
+			d.model.SetNextHop(a, nh)
+		}(dd.Addr)
+	}
+	wg.Wait()
+	_ = ctx
+}
+
+// resolver re-resolves real servers every few seconds, and at once when a
+// server is added, so a changed MAC is picked up.
+func (d *Daemon) resolver(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-d.resolve:
+		}
+		d.resolveAll(ctx)
+	}
+}
+
+// reloads re-reads the configuration on SIGHUP.
+func (d *Daemon) reloads(ctx context.Context) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			if err := d.Reload(); err != nil {
+				d.log.Error("reload refused, configuration unchanged", "err", err)
+			} else {
+				d.log.Info("configuration reloaded")
+			}
+		}
+	}
+}
+
+// Reload re-reads the config file and applies only the difference.
+func (d *Daemon) Reload() error {
+	cfg, err := config.ParseFile(d.opts.ConfigFile)
+	if err != nil {
+		return err
+	}
+	// Validate on a scratch model first: a broken config changes nothing.
+	if err := Apply(cfg, service.NewModel()); err != nil {
+		return err
+	}
+	if err := Sync(cfg, d.model); err != nil {
+		return err
+	}
+	d.kickResolver()
+	return nil
+}
+
+var _ = net.IPv4len

@@ -1,0 +1,306 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/uvs-project/uvs/conntrack"
+	"github.com/uvs-project/uvs/control"
+	"github.com/uvs-project/uvs/dataplane"
+	"github.com/uvs-project/uvs/sched"
+	"github.com/uvs-project/uvs/service"
+)
+
+// connTableSize is what ipvsadm's first line reports as the connection
+// hash table size; IPVS's default is 4096 buckets.
+const connTableSize = 4096
+
+var protoNames = map[uint8]string{6: "TCP", 17: "UDP"}
+
+func protoNum(s string) (uint8, error) {
+	switch strings.ToUpper(s) {
+	case "TCP", "":
+		return 6, nil
+	case "UDP":
+		return 17, nil
+	}
+	return 0, fmt.Errorf("protocol %q not supported", s)
+}
+
+var schedFlagNames = []struct {
+	name string
+	f    sched.Flags
+}{
+	{"sh-fallback", sched.FlagSHFallback}, {"sh-port", sched.FlagSHPort},
+	{"mh-fallback", sched.FlagSHFallback}, {"mh-port", sched.FlagSHPort},
+	{"ops", sched.FlagOnePacket},
+}
+
+func parseSchedFlags(names []string) (sched.Flags, error) {
+	var f sched.Flags
+	for _, n := range names {
+		ok := false
+		for _, s := range schedFlagNames {
+			if s.name == n {
+				f |= s.f
+				ok = true
+			}
+		}
+		if !ok {
+			return 0, fmt.Errorf("unknown scheduler flag %q", n)
+		}
+	}
+	return f, nil
+}
+
+func flagNames(schedName string, f sched.Flags) []string {
+	var out []string
+	prefix := "sh-"
+	if schedName == "mh" {
+		prefix = "mh-"
+	}
+	if f&sched.FlagSHFallback != 0 {
+		out = append(out, prefix+"fallback")
+	}
+	if f&sched.FlagSHPort != 0 {
+		out = append(out, prefix+"port")
+	}
+	if f&sched.FlagOnePacket != 0 {
+		out = append(out, "ops")
+	}
+	return out
+}
+
+func svcKey(s *control.Service) (service.Key, error) {
+	if s.FWMark != 0 {
+		return service.Key{FWMark: s.FWMark}, nil
+	}
+	p, err := protoNum(s.Proto)
+	if err != nil {
+		return service.Key{}, err
+	}
+	if !s.Addr.Is4() {
+		return service.Key{}, fmt.Errorf("address %v: only IPv4 is served", s.Addr)
+	}
+	return service.Key{Proto: p, Addr: s.Addr.As4(), Port: s.Port}, nil
+}
+
+func svcConfig(s *control.Service) (service.ServiceConfig, error) {
+	k, err := svcKey(s)
+	if err != nil {
+		return service.ServiceConfig{}, err
+	}
+	f, err := parseSchedFlags(s.SchedFlags)
+	if err != nil {
+		return service.ServiceConfig{}, err
+	}
+	name := s.Sched
+	if name == "" {
+		name = "wlc" // ipvsadm's default
+	}
+	return service.ServiceConfig{Key: k, Sched: name, SchedFlags: f, Persistent: s.Persistent, Timeout: s.Timeout, Netmask: s.Netmask}, nil
+}
+
+func destConfig(d *control.Dest) (service.DestConfig, error) {
+	if !d.Addr.Is4() {
+		return service.DestConfig{}, fmt.Errorf("real server %v: only IPv4 is served", d.Addr)
+	}
+	fwd := service.FwdMasq
+	if d.Fwd != "" {
+		var err error
+		if fwd, err = service.ParseFwd(d.Fwd); err != nil {
+			return service.DestConfig{}, err
+		}
+	}
+	if fwd != service.FwdMasq {
+		return service.DestConfig{}, fmt.Errorf("forwarding method %v is not implemented yet; use Masq", fwd)
+	}
+	return service.DestConfig{Addr: d.Addr.As4(), Port: d.Port, Fwd: fwd, Weight: d.Weight, UThreshold: d.UThreshold, LThreshold: d.LThreshold}, nil
+}
+
+// Handle answers one uvsadm request.
+func (d *Daemon) Handle(ctx context.Context, r *control.Request) *control.Response {
+	resp, err := d.handle(ctx, r)
+	if err != nil {
+		return &control.Response{Err: err.Error()}
+	}
+	return resp
+}
+
+func (d *Daemon) handle(ctx context.Context, r *control.Request) (*control.Response, error) {
+	m := d.model
+	needSvc := func() (service.Key, error) {
+		if r.Service == nil {
+			return service.Key{}, fmt.Errorf("%s: no service given", r.Op)
+		}
+		return svcKey(r.Service)
+	}
+	switch r.Op {
+	case control.OpInfo:
+		return &control.Response{Info: &control.Info{Version: "1.2.1", ConnSize: connTableSize}}, nil
+	case control.OpList:
+		svcs := d.list()
+		if r.Service != nil {
+			k, err := svcKey(r.Service)
+			if err != nil {
+				return nil, err
+			}
+			svcs = slices.DeleteFunc(svcs, func(s control.Service) bool {
+				sk, _ := svcKey(&s)
+				return sk != k
+			})
+			if len(svcs) == 0 {
+				return nil, fmt.Errorf("No such service")
+			}
+		}
+		return &control.Response{Services: svcs, Info: &control.Info{Version: "1.2.1", ConnSize: connTableSize}}, nil
+	case control.OpConns:
+		cs, err := d.conns(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &control.Response{Conns: cs}, nil
+	case control.OpAddService, control.OpEditSvc:
+		if r.Service == nil {
+			return nil, fmt.Errorf("%s: no service given", r.Op)
+		}
+		c, err := svcConfig(r.Service)
+		if err != nil {
+			return nil, err
+		}
+		if r.Op == control.OpAddService {
+			return &control.Response{}, m.AddService(c)
+		}
+		return &control.Response{}, m.EditService(c)
+	case control.OpDelService:
+		k, err := needSvc()
+		if err != nil {
+			return nil, err
+		}
+		return &control.Response{}, m.DelService(k)
+	case control.OpClear:
+		m.Clear()
+		return &control.Response{}, nil
+	case control.OpAddDest, control.OpEditDest, control.OpDelDest:
+		k, err := needSvc()
+		if err != nil {
+			return nil, err
+		}
+		if r.Dest == nil {
+			return nil, fmt.Errorf("%s: no real server given", r.Op)
+		}
+		dc, err := destConfig(r.Dest)
+		if err != nil {
+			return nil, err
+		}
+		switch r.Op {
+		case control.OpAddDest:
+			err = m.AddDest(k, dc)
+			d.kickResolver()
+		case control.OpEditDest:
+			err = m.EditDest(k, dc)
+		default:
+			err = m.DelDest(k, dc.Addr, dc.Port)
+		}
+		return &control.Response{}, err
+	case control.OpZero:
+		d.zero()
+		return &control.Response{}, nil
+	case control.OpSetTimeout:
+		if r.Timeouts == nil {
+			return nil, fmt.Errorf("set-timeout: no timeouts given")
+		}
+		m.SetTimeouts(service.Timeouts{TCP: r.Timeouts.TCP, TCPFin: r.Timeouts.TCPFin, UDP: r.Timeouts.UDP})
+		return &control.Response{}, nil
+	case control.OpGetTimeout:
+		t := m.Snapshot().Timeouts
+		return &control.Response{Timeouts: &control.Timeouts{TCP: t.TCP, TCPFin: t.TCPFin, UDP: t.UDP}}, nil
+	}
+	return nil, fmt.Errorf("unknown op %q", r.Op)
+}
+
+// list builds ipvsadm's view: services in order, each with its
+// destinations and the counters summed over workers (minus what -Z
+// zeroed).
+func (d *Daemon) list() []control.Service {
+	svcs, dests := d.model.Services()
+	st := d.engine.ServiceTotals()
+	dt := d.engine.DestTotals()
+	d.zmu.Lock()
+	defer d.zmu.Unlock()
+	out := make([]control.Service, 0, len(svcs))
+	for _, s := range svcs {
+		k := s.Cfg.Key
+		cs := control.Service{
+			Addr: netip.AddrFrom4(k.Addr), Port: k.Port, FWMark: k.FWMark,
+			Proto: protoNames[k.Proto], Sched: s.Cfg.Sched, SchedFlags: flagNames(s.Cfg.Sched, s.Cfg.SchedFlags),
+			Persistent: s.Cfg.Persistent, Timeout: s.Cfg.Timeout, Netmask: s.Cfg.Netmask,
+			Stats: toStats(sub(st[s.ID], d.zeroSvc[s.ID]), d.rates.svc[s.ID]),
+		}
+		if k.FWMark != 0 {
+			cs.Proto = ""
+		}
+		for _, id := range s.Dests {
+			dd := dests[id]
+			cs.Dests = append(cs.Dests, control.Dest{
+				Addr: netip.AddrFrom4(dd.Cfg.Addr), Port: dd.Cfg.Port, Fwd: dd.Cfg.Fwd.String(),
+				Weight: dd.Cfg.Weight, UThreshold: dd.Cfg.UThreshold, LThreshold: dd.Cfg.LThreshold,
+				ActiveConns:  uint32(max(0, dd.Conns.Active.Load())),
+				InactConns:   uint32(max(0, dd.Conns.Inactive.Load())),
+				PersistConns: uint32(max(0, dd.Conns.Persist.Load())),
+				Stats:        toStats(sub(dt[id], d.zeroDest[id]), d.rates.dest[id]),
+			})
+		}
+		out = append(out, cs)
+	}
+	return out
+}
+
+func sub(a, b dataplane.Totals) dataplane.Totals {
+	return dataplane.Totals{Conns: a.Conns - b.Conns, InPkts: a.InPkts - b.InPkts, OutPkts: a.OutPkts - b.OutPkts,
+		InBytes: a.InBytes - b.InBytes, OutBytes: a.OutBytes - b.OutBytes}
+}
+
+func toStats(t dataplane.Totals, r rate) control.Stats {
+	return control.Stats{Conns: t.Conns, InPkts: t.InPkts, OutPkts: t.OutPkts, InBytes: t.InBytes, OutBytes: t.OutBytes,
+		CPS: r.cps, InPPS: r.inpps, OutPPS: r.outpps, InBPS: r.inbps, OutBPS: r.outbps}
+}
+
+// zero implements ipvsadm -Z: the dataplane's counters only grow, so the
+// daemon remembers what they were and subtracts.
+func (d *Daemon) zero() {
+	st := d.engine.ServiceTotals()
+	dt := d.engine.DestTotals()
+	d.zmu.Lock()
+	defer d.zmu.Unlock()
+	d.zeroSvc, d.zeroDest = st, dt
+}
+
+func (d *Daemon) conns(ctx context.Context) ([]control.Conn, error) {
+	cs, err := d.engine.Conns(ctx, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	now := dataplane.Now()
+	out := make([]control.Conn, 0, len(cs))
+	for i := range cs {
+		c := &cs[i]
+		left := max(0, c.Expires-now) / 1e9
+		ap := func(a [4]byte, p uint16) netip.AddrPort { return netip.AddrPortFrom(netip.AddrFrom4(a), p) }
+		state := c.State.String()
+		out = append(out, control.Conn{
+			Proto:   protoNames[c.Orig.Proto],
+			Expire:  uint32(left),
+			State:   state,
+			Source:  ap(c.Orig.Src, c.Orig.SPort),
+			Virtual: ap(c.Orig.Dst, c.Orig.DPort),
+			Dest:    ap(c.Reply.Src, c.Reply.SPort),
+		})
+	}
+	return out, nil
+}
+
+var _ = conntrack.Tuple{}

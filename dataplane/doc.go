@@ -1,0 +1,20 @@
+// Package dataplane moves packets: it captures frames for the addresses
+// uvs owns with AF_PACKET rings, finds or creates their connection in the
+// worker's conntrack table, schedules new connections with sched, rewrites
+// them with modes and transmits them in batches.
+//
+// A packet's path through the package:
+//
+//	port_linux.go  ring slot → rxFrame (virtio_net_hdr + Ethernet frame)
+//	worker.go      handle: ARP and ICMP echo for owned addresses, IPv4 →
+//	               conntrack lookup (either direction) → forward, or
+//	               service lookup → schedule → insert → forward
+//	forward.go     modes rewrite, MAC rewrite, queue on the egress port
+//	port_linux.go  sendmmsg batch straight from the ring slots, then the
+//	               slots go back to the kernel
+//
+// Each worker owns its ports (one per interface), its connection table and
+// its counters; nothing is shared for writing between workers except the
+// per-destination connection counts that schedulers read, which change once
+// per connection state change.
+package dataplane

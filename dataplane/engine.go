@@ -1,0 +1,244 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uvs-project/uvs/conntrack"
+	"github.com/uvs-project/uvs/service"
+)
+
+// Iface is one interface the engine captures on.
+type Iface struct {
+	Index int
+	Name  string
+	MAC   [6]byte
+}
+
+// Config sizes the engine.
+type Config struct {
+	Workers      int        // default 1
+	Batch        int        // frames per port per round, default 64
+	Ring         RingConfig // default DefaultRing
+	ConnCapacity int        // connections per worker, default 1<<20
+	Log          *slog.Logger
+}
+
+// Engine runs the workers.
+type Engine struct {
+	cfg     Config
+	model   *service.Model
+	ifaces  []Iface
+	workers []*worker
+	wg      sync.WaitGroup
+	steered [][4]byte
+}
+
+// New opens every worker's ports. With more than one worker, the ports of
+// an interface form one PACKET_FANOUT group.
+func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 64
+	}
+	if cfg.Ring.FrameSize == 0 {
+		cfg.Ring = DefaultRing
+	}
+	if cfg.ConnCapacity <= 0 {
+		cfg.ConnCapacity = 1 << 20
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if len(ifaces) == 0 {
+		return nil, errors.New("dataplane: no interfaces to capture on")
+	}
+	e := &Engine{cfg: cfg, model: model, ifaces: ifaces}
+	// Fanout group IDs are per network namespace; derive them from the
+	// PID so two daemons in one namespace do not join each other's group.
+	base := uint16(os.Getpid() * 7)
+	for wi := 0; wi < cfg.Workers; wi++ {
+		w := &worker{
+			id:    wi,
+			log:   cfg.Log.With("worker", wi),
+			model: model,
+			batch: cfg.Batch,
+			ct:    conntrack.New(cfg.ConnCapacity, rand.Uint64()),
+			reqs:  make(chan func(*worker), 1),
+		}
+		for ii, ifc := range ifaces {
+			var fo *Fanout
+			if cfg.Workers > 1 {
+				fo = &Fanout{ID: base + uint16(ii), Mode: unix.PACKET_FANOUT_CBPF}
+			}
+			p, err := openPort(ifc.Index, ifc.MAC, cfg.Ring, cfg.Batch, fo)
+			if err != nil {
+				e.Close()
+				return nil, fmt.Errorf("worker %d, interface %s: %w", wi, ifc.Name, err)
+			}
+			w.ports = append(w.ports, p)
+			w.pfds = append(w.pfds, unix.PollFd{Fd: int32(p.fd), Events: unix.POLLIN})
+		}
+		w.nworkers = cfg.Workers
+		w.adopt(model.Snapshot())
+		e.workers = append(e.workers, w)
+	}
+	if cfg.Workers > 1 {
+		if err := e.steer(model.Snapshot()); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// steer (re)installs the steering program for the snapshot's VIPs on
+// every interface's fanout group.
+func (e *Engine) steer(s *service.Snapshot) error {
+	prog, err := steerProgram(s.VIPs(), false)
+	if err != nil {
+		return err
+	}
+	for _, p := range e.workers[0].ports {
+		if err := attachSteering(p, prog); err != nil {
+			return err
+		}
+	}
+	e.steered = s.VIPs()
+	return nil
+}
+
+// watchVIPs re-steers when the set of VIPs changes.
+func (e *Engine) watchVIPs(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := e.model.Snapshot()
+		if slices.Equal(s.VIPs(), e.steered) {
+			continue
+		}
+		if err := e.steer(s); err != nil {
+			e.cfg.Log.Error("steering", "err", err)
+		}
+	}
+}
+
+// Run runs the workers until ctx is done.
+func (e *Engine) Run(ctx context.Context) {
+	if len(e.workers) > 1 {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.watchVIPs(ctx)
+		}()
+	}
+	for _, w := range e.workers {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			w.run(ctx)
+		}()
+	}
+	e.wg.Wait()
+}
+
+// Close releases the ports. Call it after Run returned.
+func (e *Engine) Close() {
+	for _, w := range e.workers {
+		for _, p := range w.ports {
+			p.close()
+		}
+	}
+}
+
+// ServiceTotals sums the per-service counters of all workers, by service
+// ID; DestTotals likewise by destination ID.
+func (e *Engine) ServiceTotals() map[uint32]Totals { return e.totals(false) }
+
+// DestTotals sums the per-destination counters of all workers.
+func (e *Engine) DestTotals() map[uint32]Totals { return e.totals(true) }
+
+func (e *Engine) totals(dest bool) map[uint32]Totals {
+	out := map[uint32]Totals{}
+	for _, w := range e.workers {
+		p := w.stats.svc.Load()
+		if dest {
+			p = w.stats.dest.Load()
+		}
+		if p == nil {
+			continue
+		}
+		for i := range *p {
+			t := out[uint32(i)]
+			t.addFrom(&(*p)[i])
+			if t != (Totals{}) {
+				out[uint32(i)] = t
+			}
+		}
+	}
+	return out
+}
+
+// Counters sums the dataplane's own counters.
+func (e *Engine) Counters() Counters {
+	c := Counters{Drops: map[string]uint64{}}
+	for _, w := range e.workers {
+		s := &w.stats
+		c.RxFrames += s.rxFrames.load()
+		c.TxFrames += s.txFrames.load()
+		c.Ignored += s.ignored.load()
+		c.ARPReplies += s.arpReplies.load()
+		c.EchoReplies += s.echoReplies.load()
+		c.ICMPErrors += s.icmpErrors.load()
+		c.Misdirected += s.misdirected.load()
+		c.PerWorkerRx = append(c.PerWorkerRx, s.rxFrames.load())
+		for r := range numDropReasons {
+			if v := s.drops[r].load(); v != 0 {
+				c.Drops[r.String()] += v
+			}
+		}
+	}
+	return c
+}
+
+// Conns copies up to max connection entries from every worker's table.
+// Each worker copies its own table between batches.
+func (e *Engine) Conns(ctx context.Context, max int) ([]conntrack.Conn, error) {
+	var out []conntrack.Conn
+	for _, w := range e.workers {
+		done := make(chan []conntrack.Conn, 1)
+		fn := func(w *worker) { done <- w.ct.AppendSnapshot(nil, max) }
+		select {
+		case w.reqs <- fn:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		select {
+		case cs := <-done:
+			out = append(out, cs...)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return out, nil
+}
+
+// Now is the engine's monotonic clock, for turning connection expiry
+// times into seconds left.
+func Now() int64 { return monotime() }

@@ -1,0 +1,213 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"golang.org/x/net/bpf"
+
+	"github.com/uvs-project/uvs/header"
+)
+
+// Steering: with several workers, every packet of a connection must reach
+// the worker whose table holds it, whichever direction it travels. The
+// client endpoint is the one thing both legs of a NAT connection share
+// (NOTES.md item 6): it is the source of a packet to a VIP and the
+// destination of a reply. A classic BPF program attached to each
+// interface's PACKET_FANOUT group computes steerKey; the kernel takes it
+// modulo the number of workers. ICMP errors are steered by the connection
+// they quote, so the owner translates them. Everything else (ARP, echo
+// requests) goes to worker 0.
+
+// steerKeyOf mixes a client endpoint into the value the program returns.
+func steerKeyOf(addr uint32, port uint16) uint32 {
+	a := addr ^ uint32(port)
+	return a ^ a>>16
+}
+
+// steerKey is the Go twin of the BPF program, over an Ethernet frame. The
+// workers use it to count packets that reached them although another
+// worker owns their connection (which must never happen).
+func steerKey(frame []byte, isVIP func([4]byte) bool) uint32 {
+	eth := header.Ethernet(frame)
+	if len(frame) < header.EthernetMinimumSize+header.IPv4MinimumSize || eth.Type() != header.EtherTypeIPv4 {
+		return 0
+	}
+	ip := frame[header.EthernetMinimumSize:]
+	ihl := int(ip[0]&0xf) * 4
+	be := binary.BigEndian
+	switch ip[9] {
+	case header.ProtoTCP, header.ProtoUDP:
+		if len(ip) < ihl+4 {
+			return 0
+		}
+		if isVIP([4]byte(ip[16:20])) {
+			return steerKeyOf(be.Uint32(ip[12:]), be.Uint16(ip[ihl:]))
+		}
+		return steerKeyOf(be.Uint32(ip[16:]), be.Uint16(ip[ihl+2:]))
+	case header.ProtoICMP:
+		if len(ip) < ihl+8+24 {
+			return 0
+		}
+		switch ip[ihl] {
+		case header.ICMPv4DstUnreachable, header.ICMPv4SrcQuench, header.ICMPv4TimeExceeded, header.ICMPv4ParamProblem:
+		default:
+			return 0
+		}
+		q := ip[ihl+8:]
+		if isVIP([4]byte(q[12:16])) {
+			return steerKeyOf(be.Uint32(q[16:]), be.Uint16(q[22:]))
+		}
+		return steerKeyOf(be.Uint32(q[12:]), be.Uint16(q[20:]))
+	}
+	return 0
+}
+
+// skfNetOff is SKF_NET_OFF: loads relative to the network header, whatever
+// skb->data points at when the fanout program runs.
+const skfNetOff = -0x100000
+
+// steerProgram assembles the fanout program for the given VIPs. With vm
+// set it addresses a whole Ethernet frame from offset 0 instead, so that
+// x/net/bpf's VM can run it in tests.
+func steerProgram(vips [][4]byte, vm bool) ([]bpf.RawInstruction, error) {
+	vips = slices.Clone(vips)
+	slices.SortFunc(vips, func(a, b [4]byte) int { return slices.Compare(a[:], b[:]) })
+	net := uint32(int32(skfNetOff))
+	if vm {
+		net = header.EthernetMinimumSize
+	}
+	var a asm
+	// Only IPv4.
+	if vm {
+		a.ins(bpf.LoadAbsolute{Off: 12, Size: 2})
+	} else {
+		a.ins(bpf.LoadExtension{Num: bpf.ExtProto})
+	}
+	a.jeq(header.EtherTypeIPv4, "", "ret0")
+	a.ins(bpf.LoadMemShift{Off: net}) // X = IHL*4
+	a.ins(bpf.LoadAbsolute{Off: net + 9, Size: 1})
+	a.jeq(header.ProtoTCP, "l4", "")
+	a.jeq(header.ProtoUDP, "l4", "")
+	a.jeq(header.ProtoICMP, "icmp", "ret0")
+
+	a.label("l4")
+	a.ins(bpf.LoadAbsolute{Off: net + 16, Size: 4})
+	a.vipChain(vips, "l4src", "l4dst")
+	a.label("l4src") // to a VIP: the client is the source
+	a.ins(bpf.LoadAbsolute{Off: net + 12, Size: 4})
+	a.ins(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+	a.ins(bpf.LoadIndirect{Off: net, Size: 2})
+	a.jmp("mix")
+	a.label("l4dst") // a reply: the client is the destination
+	a.ins(bpf.LoadAbsolute{Off: net + 16, Size: 4})
+	a.ins(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+	a.ins(bpf.LoadIndirect{Off: net + 2, Size: 2})
+	a.jmp("mix")
+
+	a.label("icmp")
+	a.ins(bpf.LoadIndirect{Off: net, Size: 1})
+	a.jeq(header.ICMPv4DstUnreachable, "quote", "")
+	a.jeq(header.ICMPv4SrcQuench, "quote", "")
+	a.jeq(header.ICMPv4TimeExceeded, "quote", "")
+	a.jeq(header.ICMPv4ParamProblem, "quote", "ret0")
+	a.label("quote") // the quoted header sits 8 bytes into the ICMP message
+	a.ins(bpf.LoadIndirect{Off: net + 8 + 12, Size: 4})
+	a.vipChain(vips, "qdst", "qsrc")
+	a.label("qdst") // we sent VIP→client and it bounced: client is the quote's destination
+	a.ins(bpf.LoadIndirect{Off: net + 8 + 16, Size: 4})
+	a.ins(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+	a.ins(bpf.LoadIndirect{Off: net + 8 + 22, Size: 2})
+	a.jmp("mix")
+	a.label("qsrc") // we sent client→server: client is the quote's source
+	a.ins(bpf.LoadIndirect{Off: net + 8 + 12, Size: 4})
+	a.ins(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+	a.ins(bpf.LoadIndirect{Off: net + 8 + 20, Size: 2})
+
+	a.label("mix") // A = port, M[0] = address: return steerKeyOf
+	a.ins(bpf.LoadScratch{Dst: bpf.RegX, N: 0})
+	a.ins(bpf.ALUOpX{Op: bpf.ALUOpXor})
+	a.ins(bpf.StoreScratch{Src: bpf.RegA, N: 1})
+	a.ins(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 16})
+	a.ins(bpf.LoadScratch{Dst: bpf.RegX, N: 1})
+	a.ins(bpf.ALUOpX{Op: bpf.ALUOpXor})
+	a.ins(bpf.RetA{})
+	a.label("ret0")
+	a.ins(bpf.RetConstant{Val: 0})
+	return a.assemble()
+}
+
+// asm is a tiny label-resolving assembler over x/net/bpf.
+type asm struct {
+	prog   []bpf.Instruction
+	labels map[string]int
+	fix    []fixup
+}
+
+type fixup struct {
+	at          int
+	true, false string // jump targets; "" is the next instruction
+	always      bool
+}
+
+func (a *asm) ins(i bpf.Instruction) { a.prog = append(a.prog, i) }
+
+func (a *asm) label(name string) {
+	if a.labels == nil {
+		a.labels = map[string]int{}
+	}
+	a.labels[name] = len(a.prog)
+}
+
+func (a *asm) jeq(val uint32, t, f string) {
+	a.fix = append(a.fix, fixup{at: len(a.prog), true: t, false: f})
+	a.ins(bpf.JumpIf{Cond: bpf.JumpEqual, Val: val})
+}
+
+func (a *asm) jmp(to string) {
+	a.fix = append(a.fix, fixup{at: len(a.prog), true: to, always: true})
+	a.ins(bpf.Jump{})
+}
+
+// vipChain jumps to hit when A is one of vips, else to miss.
+func (a *asm) vipChain(vips [][4]byte, hit, miss string) {
+	for _, v := range vips {
+		a.jeq(binary.BigEndian.Uint32(v[:]), hit, "")
+	}
+	a.jmp(miss)
+}
+
+func (a *asm) assemble() ([]bpf.RawInstruction, error) {
+	for _, f := range a.fix {
+		skip := func(l string) (uint32, error) {
+			if l == "" {
+				return 0, nil
+			}
+			to, ok := a.labels[l]
+			if !ok || to <= f.at {
+				return 0, fmt.Errorf("steer program: bad jump to %q", l)
+			}
+			return uint32(to - f.at - 1), nil
+		}
+		t, err := skip(f.true)
+		if err != nil {
+			return nil, err
+		}
+		if f.always {
+			a.prog[f.at] = bpf.Jump{Skip: t}
+			continue
+		}
+		fl, err := skip(f.false)
+		if err != nil {
+			return nil, err
+		}
+		if t > 255 || fl > 255 {
+			return nil, fmt.Errorf("steer program: jump too far (%d VIPs)", len(a.labels))
+		}
+		j := a.prog[f.at].(bpf.JumpIf)
+		j.SkipTrue, j.SkipFalse = uint8(t), uint8(fl)
+		a.prog[f.at] = j
+	}
+	return bpf.Assemble(a.prog)
+}

@@ -1,0 +1,491 @@
+package dataplane
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uvs-project/uvs/conntrack"
+	"github.com/uvs-project/uvs/header"
+	"github.com/uvs-project/uvs/modes"
+	"github.com/uvs-project/uvs/sched"
+	"github.com/uvs-project/uvs/service"
+)
+
+// epoch anchors the workers' monotonic clock.
+var epoch = time.Now()
+
+func monotime() int64 { return int64(time.Since(epoch)) }
+
+// reapBudget is how many table entries the incremental reaper looks at per
+// batch; the whole table is covered every capacity/reapBudget batches.
+const reapBudget = 256
+
+// schedState is a worker's scheduler for one service. Schedulers keep
+// state (rr position, wrr current weight), so each worker owns its own,
+// kept across snapshots while the service's scheduler does not change.
+type schedState struct {
+	name  string
+	flags sched.Flags
+	s     sched.Scheduler
+	dests []sched.Dest // the worker's copy of the service's destinations
+}
+
+// worker owns a set of ports (one per interface), a connection table and
+// counters. All of its methods run on its own locked OS thread.
+type worker struct {
+	id    int
+	log   *slog.Logger
+	model *service.Model
+	ports []*port
+	pfds  []unix.PollFd
+	batch int
+
+	ct       *conntrack.Table
+	snap     *service.Snapshot
+	scheds   []schedState // parallel to snap.Services
+	bySvcID  map[uint32]*schedState
+	timeouts conntrack.Timeouts
+
+	stats workerStats
+	svcC  []ipvsCounters
+	destC []ipvsCounters
+
+	reqs     chan func(*worker)
+	now      int64
+	nworkers int
+}
+
+func (w *worker) portByIf(ifindex int32) *port {
+	for _, p := range w.ports {
+		if int32(p.ifindex) == ifindex {
+			return p
+		}
+	}
+	return nil
+}
+
+// adopt switches the worker to a new snapshot: schedulers are kept per
+// service ID when their name and flags did not change, and told the new
+// destination list.
+func (w *worker) adopt(s *service.Snapshot) {
+	old := w.bySvcID
+	w.bySvcID = make(map[uint32]*schedState, len(s.Services))
+	w.scheds = make([]schedState, len(s.Services))
+	maxSvc := uint32(0)
+	for i := range s.Services {
+		svc := &s.Services[i]
+		st := &w.scheds[i]
+		if o, ok := old[svc.ID]; ok && o.name == svc.Cfg.Sched && o.flags == svc.SchedFlags {
+			*st = *o
+		} else {
+			sc, err := sched.New(svc.Cfg.Sched, svc.SchedFlags)
+			if err != nil {
+				// The model validated the name; a failure here is a bug.
+				panic("dataplane: scheduler " + svc.Cfg.Sched + ": " + err.Error())
+			}
+			*st = schedState{name: svc.Cfg.Sched, flags: svc.SchedFlags, s: sc}
+		}
+		st.dests = append([]sched.Dest(nil), svc.Dests...)
+		st.s.Update(st.dests)
+		w.bySvcID[svc.ID] = st
+		maxSvc = max(maxSvc, svc.ID)
+	}
+	w.svcC = grow(&w.stats.svc, int(maxSvc)+1)
+	w.destC = grow(&w.stats.dest, len(s.Dests))
+	w.timeouts = conntrack.DefaultTimeouts()
+	w.timeouts.SetIPVSADM(s.Timeouts.TCP, s.Timeouts.TCPFin, s.Timeouts.UDP)
+	w.snap = s
+}
+
+func (w *worker) run(ctx context.Context) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for ctx.Err() == nil {
+		if s := w.model.Snapshot(); s != w.snap {
+			w.adopt(s)
+		}
+		w.now = monotime()
+		n := 0
+		for _, p := range w.ports {
+			for k := 0; k < w.batch; k++ {
+				f, ok := p.next()
+				if !ok {
+					break
+				}
+				w.handle(p, f)
+				n++
+			}
+		}
+		for _, p := range w.ports {
+			if p.txN > 0 {
+				sent, dropped := p.flush()
+				w.stats.txFrames.add(uint64(sent))
+				w.stats.drops[dropTx].add(uint64(dropped))
+			}
+		}
+		for _, p := range w.ports {
+			p.releaseHeld()
+		}
+		w.stats.rxFrames.add(uint64(n))
+		w.ct.Reap(w.now, reapBudget, w.expire)
+		select {
+		case fn := <-w.reqs:
+			fn(w)
+		default:
+		}
+		if n == 0 {
+			// Wake at least every 20 ms for the reaper, snapshots and
+			// requests. EINTR is harmless.
+			_, _ = unix.Poll(w.pfds, 20)
+		}
+	}
+}
+
+// expire is called by the reaper for each connection it removes.
+func (w *worker) expire(_ uint32, c *conntrack.Conn) {
+	if int(c.Dest) >= len(w.snap.Dests) {
+		return
+	}
+	cc := w.snap.Dests[c.Dest].Conns
+	if c.Inactive() {
+		cc.Inactive.Add(-1)
+	} else {
+		cc.Active.Add(-1)
+	}
+}
+
+func (w *worker) drop(r dropReason) { w.stats.drops[r].add(1) }
+
+// handle looks at one received frame and either queues it (rewritten in
+// place) for transmit, or leaves it.
+func (w *worker) handle(p *port, f rxFrame) {
+	if f.truncated || len(f.buf) < vnetHdrLen+header.EthernetMinimumSize {
+		w.drop(dropTruncated)
+		return
+	}
+	frame := f.buf[vnetHdrLen:]
+	eth := header.Ethernet(frame)
+	if eth.Dst() != p.mac && eth.Type() != header.EtherTypeARP {
+		// Not addressed to us: another host's unicast, or multicast
+		// that the control plane reads on its own sockets.
+		w.stats.ignored.add(1)
+		return
+	}
+	if f.vlan {
+		w.drop(dropVLAN)
+		return
+	}
+	switch eth.Type() {
+	case header.EtherTypeARP:
+		w.arp(p, f.buf)
+	case header.EtherTypeIPv4:
+		w.ipv4(p, f.buf)
+	default:
+		w.stats.ignored.add(1)
+	}
+}
+
+// arp answers requests for the addresses uvs owns, so the kernel never has
+// to own them.
+func (w *worker) arp(p *port, buf []byte) {
+	frame := buf[vnetHdrLen:]
+	a := header.ARP(frame[header.EthernetMinimumSize:])
+	if !a.IsValid() || a.Op() != header.ARPRequest {
+		w.stats.ignored.add(1)
+		return
+	}
+	target := a.TargetIP()
+	if !w.snap.Owned[target] {
+		w.stats.ignored.add(1)
+		return
+	}
+	eth := header.Ethernet(frame)
+	eth.SetDst(a.SenderMAC())
+	eth.SetSrc(p.mac)
+	a.SetOp(header.ARPReply)
+	a.SetTargetMAC(a.SenderMAC())
+	a.SetTargetIP(a.SenderIP())
+	a.SetSenderMAC(p.mac)
+	a.SetSenderIP(target)
+	clearVnet(buf)
+	w.stats.arpReplies.add(1)
+	w.send(p, buf)
+}
+
+func clearVnet(buf []byte) { clear(buf[:vnetHdrLen]) }
+
+func (w *worker) send(p *port, buf []byte) {
+	sent, dropped := p.queue(buf)
+	w.stats.txFrames.add(uint64(sent))
+	w.stats.drops[dropTx].add(uint64(dropped))
+}
+
+func (w *worker) ipv4(p *port, buf []byte) {
+	frame := buf[vnetHdrLen:]
+	ipb := frame[header.EthernetMinimumSize:]
+	ip := header.IPv4(ipb)
+	if !ip.IsValid(len(ipb)) {
+		w.drop(dropBadIPv4)
+		return
+	}
+	dst := ip.Dst()
+	owned := w.snap.Owned[dst]
+	mode := modes.CsumFull
+	if header.VirtioNetHdr(buf[:vnetHdrLen]).Flags()&header.VirtioNetHdrFNeedsCsum != 0 {
+		mode = modes.CsumPartial
+	}
+	proto := ip.Protocol()
+	if ip.IsFragment() {
+		if owned {
+			w.drop(dropFragment)
+		} else {
+			w.stats.ignored.add(1)
+		}
+		return
+	}
+	switch proto {
+	case header.ProtoTCP, header.ProtoUDP:
+		w.l4(p, buf, ip, mode, owned)
+	case header.ProtoICMP:
+		w.icmp(p, buf, ip, owned)
+	default:
+		if owned {
+			w.drop(dropUnknownProto)
+		} else {
+			w.stats.ignored.add(1)
+		}
+	}
+}
+
+// l4 handles TCP and UDP: an existing connection in either direction, or
+// a new one to a virtual service.
+func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode, owned bool) {
+	l4 := ip.Payload()
+	proto := ip.Protocol()
+	var sport, dport uint16
+	var tcpFlags uint8
+	if proto == header.ProtoTCP {
+		t := header.TCP(l4)
+		if !t.IsValid(len(l4)) {
+			w.drop(dropBadL4)
+			return
+		}
+		sport, dport, tcpFlags = t.SrcPort(), t.DstPort(), t.Flags()
+	} else {
+		if len(l4) < header.UDPMinimumSize {
+			w.drop(dropBadL4)
+			return
+		}
+		u := header.UDP(l4)
+		sport, dport = u.SrcPort(), u.DstPort()
+	}
+	tuple := conntrack.Tuple{Src: ip.Src(), Dst: ip.Dst(), SPort: sport, DPort: dport, Proto: proto}
+	if w.nworkers > 1 && int(steerKey(buf[vnetHdrLen:], w.snap.IsVIP)%uint32(w.nworkers)) != w.id {
+		w.stats.misdirected.add(1)
+	}
+	if id, dir, ok := w.ct.Lookup(&tuple); ok {
+		w.forward(p, buf, ip, mode, id, dir, tcpFlags)
+		return
+	}
+	si, ok := w.snap.Lookup(proto, tuple.Dst, dport)
+	if !ok {
+		if owned {
+			w.drop(dropNoService)
+		} else {
+			w.stats.ignored.add(1)
+		}
+		return
+	}
+	if ip.HeaderLength() != header.IPv4MinimumSize {
+		// IPVS serves packets with options, but rewriting them safely
+		// (source routes) is not worth it for a director; refuse.
+		w.drop(dropIPOptions)
+		return
+	}
+	// Only a SYN opens a TCP connection (IPVS without sloppy_tcp).
+	if proto == header.ProtoTCP && tcpFlags&(header.TCPFlagSyn|header.TCPFlagAck|header.TCPFlagRst) != header.TCPFlagSyn {
+		w.drop(dropNoConn)
+		return
+	}
+	svc := &w.snap.Services[si]
+	st := &w.scheds[si]
+	sp := sched.Packet{
+		Proto: proto,
+		Src:   netip.AddrPortFrom(netip.AddrFrom4(tuple.Src), sport),
+		Dst:   netip.AddrPortFrom(netip.AddrFrom4(tuple.Dst), dport),
+		Now:   w.now,
+	}
+	di := st.s.Schedule(st.dests, &sp)
+	if di < 0 {
+		w.drop(dropNoDest)
+		return
+	}
+	destID := svc.DestIDs[di]
+	d := &w.snap.Dests[destID]
+	if !d.NextHop.Valid {
+		w.drop(dropNoNextHop)
+		return
+	}
+	eth := header.Ethernet(buf[vnetHdrLen:])
+	c := conntrack.Conn{
+		Orig:      tuple,
+		Reply:     conntrack.Tuple{Src: d.Addr, Dst: tuple.Src, SPort: d.Port, DPort: sport, Proto: proto},
+		Svc:       svc.ID,
+		Dest:      destID,
+		Fwd:       uint8(d.Fwd),
+		ClientMAC: eth.Src(),
+		ClientIf:  int32(p.ifindex),
+		DestMAC:   d.NextHop.MAC,
+		DestIf:    d.NextHop.Ifindex,
+	}
+	c.Init(w.now, &w.timeouts)
+	id, err := w.ct.Insert(&c)
+	if err != nil {
+		if err == conntrack.ErrFull {
+			w.drop(dropTableFull)
+		} else {
+			w.drop(dropTupleClash)
+		}
+		return
+	}
+	// IPVS binds a new connection as inactive (IP_VS_CONN_F_INACTIVE).
+	d.Conns.Inactive.Add(1)
+	w.svcC[svc.ID].conns.add(1)
+	w.destC[destID].conns.add(1)
+	w.forward(p, buf, ip, mode, id, conntrack.DirOrig, tcpFlags)
+}
+
+// icmp answers echo requests to owned addresses and translates ICMP errors
+// that quote a tracked connection.
+func (w *worker) icmp(p *port, buf []byte, ip header.IPv4, owned bool) {
+	ic := header.ICMPv4(ip.Payload())
+	if len(ic) < header.ICMPv4MinimumSize {
+		if owned {
+			w.drop(dropTruncated)
+		}
+		return
+	}
+	if ic.Type() == header.ICMPv4Echo && owned {
+		modes.EchoReply(header.Ethernet(buf[vnetHdrLen:]), ip)
+		clearVnet(buf)
+		w.stats.echoReplies.add(1)
+		w.send(p, buf)
+		return
+	}
+	if !ic.IsError() {
+		w.stats.ignored.add(1)
+		return
+	}
+	inner, innerL4, ok := modes.ICMPErrorQuote(ip)
+	if !ok || (inner.Protocol() != header.ProtoTCP && inner.Protocol() != header.ProtoUDP) {
+		if owned {
+			w.drop(dropICMPNoConn)
+		} else {
+			w.stats.ignored.add(1)
+		}
+		return
+	}
+	// The quote is a packet we sent; its reverse is what we track.
+	sport := uint16(innerL4[0])<<8 | uint16(innerL4[1])
+	dport := uint16(innerL4[2])<<8 | uint16(innerL4[3])
+	tuple := conntrack.Tuple{Src: inner.Dst(), Dst: inner.Src(), SPort: dport, DPort: sport, Proto: inner.Protocol()}
+	id, dir, ok := w.ct.Lookup(&tuple)
+	if !ok {
+		if owned {
+			w.drop(dropICMPNoConn)
+		} else {
+			w.stats.ignored.add(1)
+		}
+		return
+	}
+	c := w.ct.Get(id)
+	eth := header.Ethernet(buf[vnetHdrLen:])
+	clearVnet(buf)
+	w.stats.icmpErrors.add(1)
+	if dir == conntrack.DirOrig {
+		modes.NATICMPIn(ip, c.Reply.Src, c.Reply.SPort)
+		w.out(eth, buf, c.DestIf, c.DestMAC)
+		return
+	}
+	if !w.decTTL(ip) {
+		return
+	}
+	modes.NATICMPOut(ip, c.Orig.Dst, c.Orig.DPort)
+	w.out(eth, buf, c.ClientIf, c.ClientMAC)
+}
+
+// decTTL does what the kernel's forward path does before IPVS sees a
+// reply: drop at TTL 1, else decrement.
+func (w *worker) decTTL(ip header.IPv4) bool {
+	if ip.TTL() <= 1 {
+		w.drop(dropTTL)
+		return false
+	}
+	ip.DecTTLWithChecksumUpdate()
+	return true
+}
+
+// out rewrites the Ethernet header for the egress port and queues the
+// frame there.
+func (w *worker) out(eth header.Ethernet, buf []byte, ifindex int32, mac [6]byte) {
+	q := w.portByIf(ifindex)
+	if q == nil {
+		w.drop(dropNoNextHop)
+		return
+	}
+	eth.SetSrc(q.mac)
+	eth.SetDst(mac)
+	w.send(q, buf)
+}
+
+// forward rewrites a packet of a tracked connection and queues it.
+func (w *worker) forward(_ *port, buf []byte, ip header.IPv4, mode modes.CsumMode, id uint32, dir conntrack.Dir, tcpFlags uint8) {
+	c := w.ct.Get(id)
+	eth := header.Ethernet(buf[vnetHdrLen:])
+	n := uint64(ip.TotalLength())
+	var pdir conntrack.PacketDir
+	if dir == conntrack.DirOrig {
+		pdir = conntrack.Input
+		modes.NATIn(ip, mode, c.Reply.Src, c.Reply.SPort)
+		w.svcC[c.Svc].inPkts.add(1)
+		w.svcC[c.Svc].inBytes.add(n)
+		w.destC[c.Dest].inPkts.add(1)
+		w.destC[c.Dest].inBytes.add(n)
+		w.advance(c, pdir, tcpFlags)
+		w.out(eth, buf, c.DestIf, c.DestMAC)
+		return
+	}
+	if !w.decTTL(ip) {
+		return
+	}
+	pdir = conntrack.Output
+	modes.NATOut(ip, mode, c.Orig.Dst, c.Orig.DPort)
+	w.svcC[c.Svc].outPkts.add(1)
+	w.svcC[c.Svc].outBytes.add(n)
+	w.destC[c.Dest].outPkts.add(1)
+	w.destC[c.Dest].outBytes.add(n)
+	w.advance(c, pdir, tcpFlags)
+	w.out(eth, buf, c.ClientIf, c.ClientMAC)
+}
+
+// advance moves the connection's state and keeps the destination's
+// active/inactive counts as IPVS does.
+func (w *worker) advance(c *conntrack.Conn, dir conntrack.PacketDir, tcpFlags uint8) {
+	wasActive, isActive := c.Advance(dir, tcpFlags, w.now, &w.timeouts)
+	if wasActive == isActive {
+		return
+	}
+	cc := w.snap.Dests[c.Dest].Conns
+	if isActive {
+		cc.Active.Add(1)
+		cc.Inactive.Add(-1)
+	} else {
+		cc.Active.Add(-1)
+		cc.Inactive.Add(1)
+	}
+}

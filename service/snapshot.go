@@ -1,0 +1,103 @@
+package service
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/uvs-project/uvs/sched"
+)
+
+// Snapshot is an immutable view of the model for the dataplane. Nothing
+// in it may be written after it is published.
+type Snapshot struct {
+	Gen      uint64
+	Services []SvcSnap
+	// Dests is indexed by destination ID and holds every destination ever
+	// created, removed ones included.
+	Dests    []DestSnap
+	Owned    map[[4]byte]bool // addresses uvs answers ARP for (VIPs included)
+	Timeouts Timeouts
+
+	byKey   map[Key]int
+	vips    map[[4]byte]bool
+	vipList [][4]byte
+}
+
+// SvcSnap is one virtual service in a snapshot.
+type SvcSnap struct {
+	ID         uint32
+	Cfg        ServiceConfig
+	Dests      []sched.Dest // in IPVS list order, as the scheduler sees them
+	DestIDs    []uint32     // parallel to Dests
+	SchedFlags sched.Flags
+}
+
+// DestSnap is one destination in a snapshot.
+type DestSnap struct {
+	Addr    [4]byte
+	Port    uint16
+	Fwd     Fwd
+	Svc     uint32
+	NextHop NextHop
+	Conns   *sched.ConnCounts
+	Removed bool
+}
+
+// Lookup finds the service for a packet's destination; it does not
+// allocate.
+func (s *Snapshot) Lookup(proto uint8, addr [4]byte, port uint16) (int, bool) {
+	i, ok := s.byKey[Key{Proto: proto, Addr: addr, Port: port}]
+	return i, ok
+}
+
+// VIPs returns the addresses of the services, sorted.
+func (s *Snapshot) VIPs() [][4]byte { return s.vipList }
+
+// IsVIP reports whether addr is the address of some virtual service.
+func (s *Snapshot) IsVIP(addr [4]byte) bool { return s.vips[addr] }
+
+func (m *Model) publishLocked() {
+	m.gen++
+	s := &Snapshot{
+		Gen:      m.gen,
+		Owned:    map[[4]byte]bool{},
+		Timeouts: m.timeouts,
+		byKey:    map[Key]int{},
+		vips:     map[[4]byte]bool{},
+		Dests:    make([]DestSnap, len(m.dests)),
+	}
+	for a := range m.owned {
+		s.Owned[a] = true
+	}
+	for i, d := range m.dests {
+		s.Dests[i] = DestSnap{Addr: d.Cfg.Addr, Port: d.Cfg.Port, Fwd: d.Cfg.Fwd, Svc: d.Svc,
+			NextHop: m.nexthops[d.Cfg.Addr], Conns: d.Conns, Removed: d.Removed}
+	}
+	for _, svc := range m.services {
+		ss := SvcSnap{ID: svc.ID, Cfg: svc.Cfg, SchedFlags: svc.Cfg.SchedFlags}
+		for _, id := range svc.Dests {
+			d := m.dests[id]
+			ss.Dests = append(ss.Dests, sched.Dest{
+				Addr:       netip.AddrFrom4(d.Cfg.Addr),
+				Port:       d.Cfg.Port,
+				Weight:     d.Cfg.Weight,
+				Flags:      sched.DestAvailable,
+				UThreshold: d.Cfg.UThreshold,
+				LThreshold: d.Cfg.LThreshold,
+				Conns:      d.Conns,
+			})
+			ss.DestIDs = append(ss.DestIDs, id)
+		}
+		s.byKey[svc.Cfg.Key] = len(s.Services)
+		if svc.Cfg.Key.FWMark == 0 {
+			s.vips[svc.Cfg.Key.Addr] = true
+			s.Owned[svc.Cfg.Key.Addr] = true
+		}
+		s.Services = append(s.Services, ss)
+	}
+	for a := range s.vips {
+		s.vipList = append(s.vipList, a)
+	}
+	slices.SortFunc(s.vipList, func(a, b [4]byte) int { return slices.Compare(a[:], b[:]) })
+	m.snap.Store(s)
+}
