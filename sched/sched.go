@@ -63,9 +63,16 @@ const (
 // allocate in Schedule.
 type Scheduler interface {
 	// Update tells the scheduler the service's current destination list,
-	// in IPVS list order. It is called before the first Schedule and each
-	// time the list or a weight changes; dests stays valid and unchanged
-	// until the next Update.
+	// in IPVS list order: IPVS adds a destination at the head of its list
+	// (list_add_rcu in __ip_vs_update_dest), so the most recently added
+	// comes first, and an edit keeps the position; picks depend on this
+	// order. It is called before the first Schedule and each time the
+	// list or a weight changes; dests stays valid and unchanged until the
+	// next Update, except for Flags' DestOverload and the Conns counters.
+	// Each call stands for one IPVS add, delete or edit; batching several
+	// changes into one Update gives IPVS's result for the final list except
+	// for wrr's carried-over current weight and mh's last_weight (see
+	// wrr.go and mh.go).
 	Update(dests []Dest)
 	// Schedule returns the index in the dests of the last Update of the
 	// chosen destination, or -1 when no destination can take the

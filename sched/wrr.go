@@ -18,6 +18,12 @@ func init() { register("wrr", func(Flags) Scheduler { return &wrr{cl: -1} }) }
 // and edit: back to the list head, new gcd and max weight, and cw kept
 // where possible: reset to mw when above it (or zero, as on a fresh
 // service), otherwise rounded down to a multiple of the new gcd plus one.
+//
+// cw carries over from one call to the next, so an Update standing for
+// several IPVS operations can leave cw where IPVS, stepping through the
+// intermediate lists, would not. The first Update is a fresh service:
+// cw = mw, which is also what adding the destinations one by one gives
+// unless their gcd changes on the way (4 then 2: IPVS ends at cw 1).
 func (s *wrr) Update(dests []Dest) {
 	var g, maxW int32
 	for i := range dests {

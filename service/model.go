@@ -274,7 +274,9 @@ func (m *Model) AddDest(k Key, c DestConfig) error {
 		m.dests = append(m.dests, d)
 	}
 	d.Cfg, d.Removed = c, false
-	s.Dests = append(s.Dests, d.ID)
+	// IPVS adds a destination at the head of the service's list; the
+	// schedulers' choices and ipvsadm's listing follow that order.
+	s.Dests = slices.Insert(s.Dests, 0, d.ID)
 	m.publishLocked()
 	return nil
 }
