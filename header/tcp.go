@@ -98,3 +98,6 @@ func (b TCP) SetDstPort(p uint16) { binary.BigEndian.PutUint16(b[tcpDstPort:], p
 
 // SetChecksum sets the checksum field.
 func (b TCP) SetChecksum(x uint16) { binary.BigEndian.PutUint16(b[tcpChecksum:], x) }
+
+// UrgentPointer returns the urgent pointer.
+func (b TCP) UrgentPointer() uint16 { return binary.BigEndian.Uint16(b[tcpUrgent:]) }
