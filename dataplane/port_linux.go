@@ -14,6 +14,10 @@ import (
 // in front of every received frame and expects in front of every sent one.
 const vnetHdrLen = 10
 
+// Headroom is the space the ring leaves free in front of each frame's
+// virtio_net_hdr (PACKET_RESERVE), for headers prepended in place.
+const Headroom = 32
+
 // RingConfig sizes one receive ring.
 //
 // A TPACKET_V2 ring is used rather than V3: V3 wakes the reader only when a
@@ -90,6 +94,9 @@ func openPort(ifindex int, mac [6]byte, rc RingConfig, batch int, fo *Fanout) (*
 		{unix.PACKET_VNET_HDR, 1, "PACKET_VNET_HDR"},
 		{unix.PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING"},
 		{unix.PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS"},
+		// Headroom in front of every frame, so an encapsulation (TUN
+		// mode's outer IPv4 header) is prepended in place.
+		{unix.PACKET_RESERVE, Headroom, "PACKET_RESERVE"},
 	}
 	for _, o := range opts {
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, o.name, o.val); err != nil {
@@ -168,6 +175,7 @@ func (p *port) status(off int) *uint32 {
 // that buf (both) can be transmitted as it is.
 type rxFrame struct {
 	buf       []byte // vnet header followed by the frame
+	head      []byte // buf with Headroom bytes in front
 	truncated bool
 	vlan      bool
 }
@@ -184,6 +192,7 @@ func (p *port) next() (f rxFrame, ok bool) {
 	mac := int(h.Mac)
 	start := off + mac - vnetHdrLen
 	f.buf = p.ring[start : off+mac+int(h.Snaplen) : off+p.frameSize]
+	f.head = p.ring[start-Headroom : off+mac+int(h.Snaplen) : off+p.frameSize]
 	f.truncated = h.Snaplen < h.Len
 	f.vlan = st&unix.TP_STATUS_VLAN_VALID != 0 && h.Vlan_tci != 0
 	p.held = append(p.held, p.head)

@@ -51,7 +51,7 @@ func steerKey(frame []byte, isVIP func([4]byte) bool) uint32 {
 			return 0
 		}
 		switch ip[ihl] {
-		case header.ICMPv4DstUnreachable, header.ICMPv4SrcQuench, header.ICMPv4TimeExceeded, header.ICMPv4ParamProblem:
+		case header.ICMPv4DestUnreachable, header.ICMPv4SourceQuench, header.ICMPv4TimeExceeded, header.ICMPv4ParamProblem:
 		default:
 			return 0
 		}
@@ -108,8 +108,8 @@ func steerProgram(vips [][4]byte, vm bool) ([]bpf.RawInstruction, error) {
 
 	a.label("icmp")
 	a.ins(bpf.LoadIndirect{Off: net, Size: 1})
-	a.jeq(header.ICMPv4DstUnreachable, "quote", "")
-	a.jeq(header.ICMPv4SrcQuench, "quote", "")
+	a.jeq(header.ICMPv4DestUnreachable, "quote", "")
+	a.jeq(header.ICMPv4SourceQuench, "quote", "")
 	a.jeq(header.ICMPv4TimeExceeded, "quote", "")
 	a.jeq(header.ICMPv4ParamProblem, "quote", "ret0")
 	a.label("quote") // the quoted header sits 8 bytes into the ICMP message

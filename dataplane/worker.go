@@ -277,7 +277,7 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode, ow
 		}
 		sport, dport, tcpFlags = t.SrcPort(), t.DstPort(), t.Flags()
 	} else {
-		if len(l4) < header.UDPMinimumSize {
+		if len(l4) < header.UDPSize {
 			w.drop(dropBadL4)
 			return
 		}
@@ -451,7 +451,18 @@ func (w *worker) forward(_ *port, buf []byte, ip header.IPv4, mode modes.CsumMod
 	var pdir conntrack.PacketDir
 	if dir == conntrack.DirOrig {
 		pdir = conntrack.Input
-		modes.NATIn(ip, mode, c.Reply.Src, c.Reply.SPort)
+		switch service.Fwd(c.Fwd) {
+		case service.FwdRoute:
+			// DR: the IP packet goes on untouched; only the MACs
+			// change. The server answers the client directly, so
+			// the director sees one side (IPVS's INPUT-ONLY table).
+			pdir = conntrack.InputOnly
+		case service.FwdFullNat:
+			modes.RewriteDst(ip, mode, c.Reply.Src, c.Reply.SPort)
+			modes.RewriteSrc(ip, mode, c.Reply.Dst, c.Reply.DPort)
+		default:
+			modes.NATIn(ip, mode, c.Reply.Src, c.Reply.SPort)
+		}
 		w.svcC[c.Svc].inPkts.add(1)
 		w.svcC[c.Svc].inBytes.add(n)
 		w.destC[c.Dest].inPkts.add(1)
@@ -464,6 +475,9 @@ func (w *worker) forward(_ *port, buf []byte, ip header.IPv4, mode modes.CsumMod
 		return
 	}
 	pdir = conntrack.Output
+	if service.Fwd(c.Fwd) == service.FwdFullNat {
+		modes.RewriteDst(ip, mode, c.Orig.Src, c.Orig.SPort)
+	}
 	modes.NATOut(ip, mode, c.Orig.Dst, c.Orig.DPort)
 	w.svcC[c.Svc].outPkts.add(1)
 	w.svcC[c.Svc].outBytes.add(n)
