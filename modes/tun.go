@@ -1,0 +1,95 @@
+package modes
+
+import (
+	"github.com/uvs-project/uvs/header"
+)
+
+// IPIPOverhead is what TUN mode adds to a packet: one IPv4 header.
+const IPIPOverhead = header.IPv4MinimumSize
+
+// EncapIPIP wraps the IPv4 packet of the frame at head[off:] (virtio_net_hdr,
+// Ethernet header, IPv4 packet) in an outer IPv4 header from src to dst
+// (protocol 4), in place: the virtio and Ethernet headers move
+// IPIPOverhead bytes towards the front of head, which must leave room for
+// that (off >= IPIPOverhead). The outer header copies the inner TOS, TTL
+// and DF bit, as IPVS's tunnel transmit does. A partial inner checksum
+// stays partial: csum_start moves with the packet. It returns the new
+// [vnet|Ethernet|outer IPv4|inner IPv4] slice, or nil when the frame is
+// not IPv4 or the result would exceed 65535 bytes. The frame must not be
+// a GSO super-frame (segment it first: virtio cannot describe TCP in IPIP).
+func EncapIPIP(head []byte, off int, src, dst [4]byte, id uint16) []byte {
+	const pre = header.VirtioNetHdrSize + header.EthernetMinimumSize
+	if off < IPIPOverhead || len(head) < off+pre+header.IPv4MinimumSize {
+		return nil
+	}
+	inner := header.IPv4(head[off+pre:])
+	if !inner.IsValid(len(inner)) || int(inner.TotalLength())+IPIPOverhead > 0xffff {
+		return nil
+	}
+	n := off - IPIPOverhead
+	copy(head[n:n+pre], head[off:off+pre])
+	vnet := header.VirtioNetHdr(head[n : n+header.VirtioNetHdrSize])
+	if vnet.Flags()&header.VirtioNetHdrFNeedsCsum != 0 {
+		vnet.SetCsumStart(vnet.CsumStart() + IPIPOverhead)
+	}
+	outer := header.IPv4(head[n+pre : n+pre+IPIPOverhead])
+	outer[0] = 0x45
+	outer[1] = inner.TOS()
+	outer.SetTotalLength(inner.TotalLength() + IPIPOverhead)
+	outer.SetID(id)
+	outer[6], outer[7] = 0, 0
+	if inner.Flags()&header.IPv4FlagDontFragment != 0 {
+		outer[6] = 0x40
+	}
+	outer.SetTTL(inner.TTL())
+	outer[9] = header.ProtoIPIP
+	outer.SetSrc(src)
+	outer.SetDst(dst)
+	outer.SetChecksum(outer.CalculateChecksum())
+	end := off + pre + int(inner.TotalLength())
+	return head[n:end]
+}
+
+// FragNeeded builds, in out, the frame of an ICMP "fragmentation needed"
+// error (type 3 code 4) answering the IPv4 packet in frame (Ethernet
+// first): from src to the packet's source, quoting its header and the
+// first 8 bytes of its payload, with next-hop MTU mtu. The Ethernet
+// addresses are swapped from frame. It returns the frame (without a vnet
+// header) or nil when out is too small or frame is not IPv4.
+func FragNeeded(out, frame []byte, src [4]byte, mtu uint16) []byte {
+	if len(frame) < header.EthernetMinimumSize+header.IPv4MinimumSize {
+		return nil
+	}
+	ip := header.IPv4(frame[header.EthernetMinimumSize:])
+	if !ip.IsValid(len(ip)) {
+		return nil
+	}
+	quote := min(int(ip.TotalLength()), ip.HeaderLength()+8)
+	n := header.EthernetMinimumSize + header.IPv4MinimumSize + header.ICMPv4MinimumSize + quote
+	if len(out) < n {
+		return nil
+	}
+	out = out[:n]
+	eth, in := header.Ethernet(out), header.Ethernet(frame)
+	eth.SetDst(in.Src())
+	eth.SetSrc(in.Dst())
+	eth.SetType(header.EtherTypeIPv4)
+	o := header.IPv4(out[header.EthernetMinimumSize:])
+	clear(o[:header.IPv4MinimumSize])
+	o[0] = 0x45
+	o[1] = 0xc0 // internetwork control, as the kernel sends ICMP errors
+	o.SetTotalLength(uint16(n - header.EthernetMinimumSize))
+	o.SetTTL(64)
+	o[9] = header.ProtoICMP
+	o.SetSrc(src)
+	o.SetDst(ip.Src())
+	o.SetChecksum(o.CalculateChecksum())
+	m := header.ICMPv4(o[header.IPv4MinimumSize:])
+	clear(m[:header.ICMPv4MinimumSize])
+	m.SetType(header.ICMPv4DestUnreachable)
+	m.SetCode(header.ICMPv4FragNeeded)
+	m.SetMTU(mtu)
+	copy(m[header.ICMPv4MinimumSize:], ip[:quote])
+	m.SetChecksum(m.CalculateChecksum())
+	return out
+}
