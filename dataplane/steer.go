@@ -74,7 +74,8 @@ const skfNetOff = -0x100000
 func steerProgram(vips [][4]byte, vm bool) ([]bpf.RawInstruction, error) {
 	vips = slices.Clone(vips)
 	slices.SortFunc(vips, func(a, b [4]byte) int { return slices.Compare(a[:], b[:]) })
-	net := uint32(int32(skfNetOff))
+	off := int32(skfNetOff)
+	net := uint32(off)
 	if vm {
 		net = header.EthernetMinimumSize
 	}

@@ -53,7 +53,7 @@ func TestSteerProgramMatchesGo(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 2000; i++ {
-		cip := [4]byte{198, 18, byte(r.IntN(4)), byte(r.IntN(250) + 1)}
+		cip := [4]byte{198, 18, byte(1 + r.IntN(4)), byte(r.IntN(250) + 1)} // never a VIP
 		rip := [4]byte{198, 19, 0, byte(10 + r.IntN(5))}
 		cport := uint16(r.IntN(60000) + 1024)
 		vip := vips[r.IntN(2)]
