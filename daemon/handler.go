@@ -37,6 +37,9 @@ var schedFlagNames = []struct {
 	{"sh-fallback", sched.FlagSHFallback}, {"sh-port", sched.FlagSHPort},
 	{"mh-fallback", sched.FlagSHFallback}, {"mh-port", sched.FlagSHPort},
 	{"ops", sched.FlagOnePacket},
+	// ipvsadm's generic names for the same bits; flag-3 has no
+	// scheduler that reads it, and is accepted as IPVS accepts it.
+	{"flag-1", sched.FlagSHFallback}, {"flag-2", sched.FlagSHPort}, {"flag-3", 0},
 }
 
 func parseSchedFlags(names []string) (sched.Flags, error) {
