@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ type Options struct {
 	ConfigFile  string
 	ControlPath string
 	Workers     int
+	MetricsAddr string // Prometheus /metrics listen address; "" = off
 	Log         *slog.Logger
 }
 
@@ -83,7 +85,9 @@ func Run(ctx context.Context, opts Options) error {
 
 	// Resolve real servers before traffic arrives, so the first SYNs are
 	// not dropped for want of a MAC.
-	d.resolveAll(ctx)
+	if !d.resolveAll(ctx) {
+		d.kickResolver()
+	}
 
 	d.engine, err = dataplane.New(dataplane.Config{Workers: opts.Workers, Log: log}, d.model, ifaces)
 	if err != nil {
@@ -109,6 +113,15 @@ func Run(ctx context.Context, opts Options) error {
 	go func() { defer wg.Done(); d.resolver(ctx) }()
 	go func() { defer wg.Done(); d.estimate(ctx) }()
 	go d.reloads(ctx)
+	if opts.MetricsAddr != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.serveMetrics(ctx, opts.MetricsAddr); err != nil {
+				log.Error("metrics", "err", err)
+			}
+		}()
+	}
 
 	names := make([]string, len(ifaces))
 	for i, f := range ifaces {
@@ -164,11 +177,13 @@ func (d *Daemon) kickResolver() {
 	}
 }
 
-// resolveAll finds the next hop of every real server, concurrently.
-func (d *Daemon) resolveAll(ctx context.Context) {
+// resolveAll finds the next hop of every real server, concurrently. It
+// reports whether every server was resolved.
+func (d *Daemon) resolveAll(ctx context.Context) bool {
 	s := d.model.Snapshot()
 	seen := map[[4]byte]bool{}
 	var wg sync.WaitGroup
+	var failed atomic.Bool
 	for _, dd := range s.Dests {
 		if dd.Removed || seen[dd.Addr] {
 			continue
@@ -180,6 +195,7 @@ func (d *Daemon) resolveAll(ctx context.Context) {
 			h, err := nexthop.Resolve(netip.AddrFrom4(a), time.Second)
 			if err != nil {
 				d.log.Warn("real server unresolved", "addr", netip.AddrFrom4(a), "err", err)
+				failed.Store(true)
 				return
 			}
 			var nh service.NextHop
@@ -191,12 +207,14 @@ func (d *Daemon) resolveAll(ctx context.Context) {
 	}
 	wg.Wait()
 	_ = ctx
+	return !failed.Load()
 }
 
 // resolver re-resolves real servers every few seconds, and at once when a
 // server is added, so a changed MAC is picked up.
 func (d *Daemon) resolver(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
+	const every, retry = 5 * time.Second, 200 * time.Millisecond
+	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
 		select {
@@ -205,7 +223,13 @@ func (d *Daemon) resolver(ctx context.Context) {
 		case <-t.C:
 		case <-d.resolve:
 		}
-		d.resolveAll(ctx)
+		next := every
+		if !d.resolveAll(ctx) {
+			// An unresolved server gets no connections: try again
+			// soon rather than at the next refresh.
+			next = retry
+		}
+		t.Reset(next)
 	}
 }
 

@@ -123,10 +123,16 @@ func openPort(ifindex int, mac [6]byte, rc RingConfig, batch int, fo *Fanout) (*
 	if err != nil {
 		return nil, fmt.Errorf("mmap rx ring: %w", err)
 	}
-	// Join the fanout group before the socket sees any traffic, or it
-	// receives every frame of the interface until it joins (NOTES.md
-	// item 4): bind with protocol 0 first, which hooks nothing.
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifindex}); err != nil {
+	// A socket bound to an interface receives every frame until it joins
+	// its fanout group (NOTES.md item 4), and joining needs a bound
+	// socket: drop everything with a socket filter until the join is
+	// done, then lift it.
+	if fo != nil {
+		if err := attachDropAll(fd); err != nil {
+			return nil, err
+		}
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifindex, Protocol: htons(unix.ETH_P_ALL)}); err != nil {
 		return nil, fmt.Errorf("bind ifindex %d: %w", ifindex, err)
 	}
 	if fo != nil {
@@ -134,9 +140,9 @@ func openPort(ifindex int, mac [6]byte, rc RingConfig, batch int, fo *Fanout) (*
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, v); err != nil {
 			return nil, fmt.Errorf("setsockopt PACKET_FANOUT: %w", err)
 		}
-	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifindex, Protocol: htons(unix.ETH_P_ALL)}); err != nil {
-		return nil, fmt.Errorf("bind ifindex %d ETH_P_ALL: %w", ifindex, err)
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0); err != nil {
+			return nil, fmt.Errorf("setsockopt SO_DETACH_FILTER: %w", err)
+		}
 	}
 	p.held = make([]int, 0, p.frames)
 	p.tx = make([]mmsghdr, batch)
@@ -250,3 +256,13 @@ func (p *port) flush() (sent, dropped int) {
 
 // errClosed reports whether err says the worker was stopped.
 func errClosed(err error) bool { return errors.Is(err, unix.EBADF) }
+
+// attachDropAll attaches a classic BPF filter that accepts nothing.
+func attachDropAll(fd int) error {
+	prog := []unix.SockFilter{{Code: 0x06, K: 0}} // ret #0
+	fp := unix.SockFprog{Len: 1, Filter: &prog[0]}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fp); err != nil {
+		return fmt.Errorf("setsockopt SO_ATTACH_FILTER: %w", err)
+	}
+	return nil
+}

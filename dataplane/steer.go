@@ -21,10 +21,14 @@ import (
 // requests) goes to worker 0.
 
 // steerKeyOf mixes a client endpoint into the value the program returns.
+// The multiply spreads every bit of the endpoint into the middle bits the
+// shift keeps: Linux hands out even ephemeral ports to connect(), so the
+// low bits of a port alone would put one client on one worker.
 func steerKeyOf(addr uint32, port uint16) uint32 {
-	a := addr ^ uint32(port)
-	return a ^ a>>16
+	return ((addr ^ uint32(port)) * steerMul) >> 16
 }
+
+const steerMul = 0x9e3779b1
 
 // steerKey is the Go twin of the BPF program, over an Ethernet frame. The
 // workers use it to count packets that reached them although another
@@ -129,10 +133,8 @@ func steerProgram(vips [][4]byte, vm bool) ([]bpf.RawInstruction, error) {
 	a.label("mix") // A = port, M[0] = address: return steerKeyOf
 	a.ins(bpf.LoadScratch{Dst: bpf.RegX, N: 0})
 	a.ins(bpf.ALUOpX{Op: bpf.ALUOpXor})
-	a.ins(bpf.StoreScratch{Src: bpf.RegA, N: 1})
+	a.ins(bpf.ALUOpConstant{Op: bpf.ALUOpMul, Val: steerMul})
 	a.ins(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 16})
-	a.ins(bpf.LoadScratch{Dst: bpf.RegX, N: 1})
-	a.ins(bpf.ALUOpX{Op: bpf.ALUOpXor})
 	a.ins(bpf.RetA{})
 	a.label("ret0")
 	a.ins(bpf.RetConstant{Val: 0})

@@ -22,9 +22,10 @@ func main() {
 		file    = flag.String("f", "/etc/keepalived/keepalived.conf", "keepalived.conf `file` to load")
 		ctl     = flag.String("control", control.DefaultPath, "control socket `path`")
 		check   = flag.Bool("check", false, "validate the configuration and exit (like keepalived -t)")
-		workers = flag.Int("workers", 1, "dataplane workers")
+		workers = flag.Int("workers", 0, "dataplane workers (default: one per CPU)")
 		logJSON = flag.Bool("log-json", false, "log in JSON")
 		debug   = flag.Bool("debug", false, "log debug messages")
+		metrics = flag.String("metrics", "", "serve Prometheus metrics on `addr` (host:port); off by default")
 	)
 	flag.StringVar(file, "use-file", *file, "same as -f")
 	flag.Parse()
@@ -57,14 +58,7 @@ func main() {
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
-	if n > 1 {
-		// Both legs of a NAT connection must reach the worker that owns
-		// it; until fanout steering lands, one worker is the only safe
-		// setting.
-		log.Warn("more than one worker needs fanout steering, which is not built yet; using 1")
-		n = 1
-	}
-	if err := daemon.Run(context.Background(), daemon.Options{ConfigFile: *file, ControlPath: *ctl, Workers: n, Log: log}); err != nil {
+	if err := daemon.Run(context.Background(), daemon.Options{ConfigFile: *file, ControlPath: *ctl, Workers: n, MetricsAddr: *metrics, Log: log}); err != nil {
 		fmt.Fprintln(os.Stderr, "uvsd:", err)
 		os.Exit(1)
 	}

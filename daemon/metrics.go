@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// serveMetrics serves Prometheus text exposition on addr until ctx is
+// done. The IPVS metrics carry node_exporter's ipvs collector names and
+// labels, so dashboards built for kernel IPVS work unchanged.
+func (d *Daemon) serveMetrics(ctx context.Context, addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		d.writeMetrics(w)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
+}
+
+func (d *Daemon) writeMetrics(w io.Writer) {
+	svcs := d.list()
+	var tot [5]uint64
+	for _, s := range svcs {
+		tot[0] += s.Stats.Conns
+		tot[1] += s.Stats.InPkts
+		tot[2] += s.Stats.OutPkts
+		tot[3] += s.Stats.InBytes
+		tot[4] += s.Stats.OutBytes
+	}
+	counter := func(name, help string, v uint64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	counter("node_ipvs_connections_total", "The total number of connections made.", tot[0])
+	counter("node_ipvs_incoming_packets_total", "The total number of incoming packets.", tot[1])
+	counter("node_ipvs_outgoing_packets_total", "The total number of outgoing packets.", tot[2])
+	counter("node_ipvs_incoming_bytes_total", "The total amount of incoming data.", tot[3])
+	counter("node_ipvs_outgoing_bytes_total", "The total amount of outgoing data.", tot[4])
+	gauges := []struct {
+		name, help string
+		val        func(i, j int) int64
+	}{
+		{"node_ipvs_backend_connections_active", "The current active connections by local and remote address.",
+			func(i, j int) int64 { return int64(svcs[i].Dests[j].ActiveConns) }},
+		{"node_ipvs_backend_connections_inactive", "The current inactive connections by local and remote address.",
+			func(i, j int) int64 { return int64(svcs[i].Dests[j].InactConns) }},
+		{"node_ipvs_backend_weight", "The current backend weight by local and remote address.",
+			func(i, j int) int64 { return int64(svcs[i].Dests[j].Weight) }},
+	}
+	for _, g := range gauges {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n", g.name, g.help, g.name)
+		for i, s := range svcs {
+			laddr, lport, mark, proto := s.Addr.String(), strconv.Itoa(int(s.Port)), "", s.Proto
+			if s.FWMark != 0 {
+				laddr, lport, mark, proto = "", "0", strconv.Itoa(int(s.FWMark)), ""
+			}
+			for j, dd := range s.Dests {
+				fmt.Fprintf(w, "%s{local_address=%q,local_mark=%q,local_port=%q,proto=%q,remote_address=%q,remote_port=%q} %d\n",
+					g.name, laddr, mark, lport, proto, dd.Addr.String(), strconv.Itoa(int(dd.Port)), g.val(i, j))
+			}
+		}
+	}
+	c := d.engine.Counters()
+	counter("uvs_dataplane_rx_frames_total", "Frames taken from the receive rings.", c.RxFrames)
+	counter("uvs_dataplane_tx_frames_total", "Frames the kernel accepted for transmit.", c.TxFrames)
+	counter("uvs_dataplane_ignored_frames_total", "Frames not for uvs (left to the kernel).", c.Ignored)
+	counter("uvs_dataplane_arp_replies_total", "ARP replies sent for owned addresses.", c.ARPReplies)
+	counter("uvs_dataplane_echo_replies_total", "ICMP echo replies sent for owned addresses.", c.EchoReplies)
+	counter("uvs_dataplane_icmp_errors_total", "ICMP errors translated for tracked connections.", c.ICMPErrors)
+	counter("uvs_dataplane_misdirected_total", "Packets that reached a worker other than their connection's owner.", c.Misdirected)
+	fmt.Fprintf(w, "# HELP uvs_dataplane_drops_total Frames dropped, by reason.\n# TYPE uvs_dataplane_drops_total counter\n")
+	reasons := make([]string, 0, len(c.Drops))
+	for r := range c.Drops {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		fmt.Fprintf(w, "uvs_dataplane_drops_total{reason=%q} %d\n", r, c.Drops[r])
+	}
+	fmt.Fprintf(w, "# HELP uvs_dataplane_worker_rx_frames_total Frames received, by worker.\n# TYPE uvs_dataplane_worker_rx_frames_total counter\n")
+	for i, v := range c.PerWorkerRx {
+		fmt.Fprintf(w, "uvs_dataplane_worker_rx_frames_total{worker=\"%d\"} %d\n", i, v)
+	}
+}
