@@ -152,7 +152,8 @@ func ifStat(t *testing.T, ns *lab.NS, dev, stat string) uint64 {
 func TestPrivilegedNAT(t *testing.T) {
 	n := newNATLab(t, lab.NATOptions{})
 	topo := n.topo
-	d := startUVSD(t, n.l, topo.Director, n.conf(""))
+	// One worker: IPVS's rr is one sequence per service, and so is uvs's per worker.
+	d := startUVSD(t, n.l, topo.Director, n.conf(""), "--workers", "1")
 	vipURL := fmt.Sprintf("http://%v/", topo.VIP)
 
 	t.Run("ping", func(t *testing.T) {
