@@ -1,9 +1,10 @@
 package conntrack
 
-import "fmt"
+import "strconv"
 
 // State is an IPVS connection state. The TCP values and their order are
-// IPVS's (IP_VS_TCP_S_*); UDP connections are always in StateUDP.
+// IPVS's (IP_VS_TCP_S_*, ip_vs_proto_tcp.c); UDP connections are always
+// in StateUDP (IP_VS_UDP_S_NORMAL, which ipvsadm prints as "UDP").
 type State uint8
 
 const (
@@ -22,35 +23,57 @@ const (
 	StateUDP = numTCPStates
 )
 
-var stateNames = [...]string{"NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT",
-	"CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "SYNACK", "UDP"}
+var stateNames = [...]string{
+	StateNone:        "NONE",
+	StateEstablished: "ESTABLISHED",
+	StateSynSent:     "SYN_SENT",
+	StateSynRecv:     "SYN_RECV",
+	StateFinWait:     "FIN_WAIT",
+	StateTimeWait:    "TIME_WAIT",
+	StateClose:       "CLOSE",
+	StateCloseWait:   "CLOSE_WAIT",
+	StateLastAck:     "LAST_ACK",
+	StateListen:      "LISTEN",
+	StateSynAck:      "SYNACK",
+	StateUDP:         "UDP",
+}
 
-// String gives ipvsadm -L -c's name for the state.
+// String gives the name ipvsadm -L -c prints for the state.
 func (s State) String() string {
 	if int(s) < len(stateNames) {
 		return stateNames[s]
 	}
-	return fmt.Sprintf("State(%d)", uint8(s))
+	return "State(" + strconv.Itoa(int(s)) + ")"
 }
 
 // PacketDir says which side a packet comes from, as IPVS's state table
-// is indexed: Input is client→server, Output server→client, and InputOnly
-// is a client→server packet of a connection whose replies bypass the
-// director (DR, TUN).
+// is indexed (IP_VS_DIR_*): Input is client→server, Output is
+// server→client, and InputOnly is client→server for a connection whose
+// replies bypass the director (DR, TUN).
 type PacketDir uint8
 
 const (
 	Input PacketDir = iota
 	Output
 	InputOnly
+	numPacketDirs
 )
 
-// TCP flag bits as in the header.
+// TCP flag bits, as in the TCP header's flags byte.
 const (
 	flagFin = 0x01
 	flagSyn = 0x02
 	flagRst = 0x04
 	flagAck = 0x10
+)
+
+// Events of the state table, in the table's row order.
+const (
+	evSyn = iota
+	evFin
+	evAck
+	evRst
+	numEvents
 )
 
 const (
@@ -67,56 +90,64 @@ const (
 	sSA = StateSynAck
 )
 
-// tcpStates is IPVS's tcp_states table (ip_vs_proto_tcp.c): for each
-// direction and event (syn, fin, ack, rst), the next state indexed by the
-// current one.
-var tcpStates = [3][4][numTCPStates]State{
+// tcpStates is IPVS's tcp_states table (the default one, not the
+// secure_tcp tcp_states_dos): for each direction and event, the next
+// state indexed by the current one. It is the table of Linux ≥ 3.12,
+// where an ACK in state NONE (a connection picked up mid-stream) gives
+// ESTABLISHED rather than CLOSE.
+var tcpStates = [numPacketDirs][numEvents][numTCPStates]State{
 	Input: {
-		/*        sNO, sES, sSS, sSR, sFW, sTW, sCL, sCW, sLA, sLI, sSA */
-		/*syn*/ {sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR},
-		/*fin*/ {sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sTW},
-		/*ack*/ {sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES},
-		/*rst*/ {sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sSR},
+		/*         sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA */
+		evSyn: {sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR},
+		evFin: {sCL, sCW, sSS, sTW, sTW, sTW, sCL, sCW, sLA, sLI, sTW},
+		evAck: {sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES},
+		evRst: {sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sSR},
 	},
 	Output: {
-		/*        sNO, sES, sSS, sSR, sFW, sTW, sCL, sCW, sLA, sLI, sSA */
-		/*syn*/ {sSS, sES, sSS, sSR, sSS, sSS, sSS, sSS, sSS, sLI, sSR},
-		/*fin*/ {sTW, sFW, sSS, sTW, sFW, sTW, sCL, sTW, sLA, sLI, sTW},
-		/*ack*/ {sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sLA, sES, sES},
-		/*rst*/ {sCL, sCL, sSS, sCL, sCL, sTW, sCL, sCL, sCL, sCL, sCL},
+		/*         sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA */
+		evSyn: {sSS, sES, sSS, sSR, sSS, sSS, sSS, sSS, sSS, sLI, sSR},
+		evFin: {sTW, sFW, sSS, sTW, sFW, sTW, sCL, sTW, sLA, sLI, sTW},
+		evAck: {sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sLA, sES, sES},
+		evRst: {sCL, sCL, sSS, sCL, sCL, sTW, sCL, sCL, sCL, sCL, sCL},
 	},
 	InputOnly: {
-		/*        sNO, sES, sSS, sSR, sFW, sTW, sCL, sCW, sLA, sLI, sSA */
-		/*syn*/ {sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR},
-		/*fin*/ {sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW},
-		/*ack*/ {sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES},
-		/*rst*/ {sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL},
+		/*         sNO  sES  sSS  sSR  sFW  sTW  sCL  sCW  sLA  sLI  sSA */
+		evSyn: {sSR, sES, sES, sSR, sSR, sSR, sSR, sSR, sSR, sSR, sSR},
+		evFin: {sCL, sFW, sSS, sTW, sFW, sTW, sCL, sCW, sLA, sLI, sTW},
+		evAck: {sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sCL, sLI, sES},
+		evRst: {sCL, sCL, sCL, sSR, sCL, sCL, sCL, sCL, sLA, sLI, sCL},
 	},
 }
 
-// TCPNext is IPVS's set_tcp_state transition: RST wins, then SYN, FIN,
-// ACK (tcp_state_idx); a segment with none of them leaves the state.
+// TCPNext is IPVS's set_tcp_state transition for a segment with the
+// given flags seen in direction dir. The event is chosen as
+// tcp_state_idx does: RST wins, then SYN, FIN, ACK. A segment with none
+// of the four moves the connection to CLOSE, as the kernel does
+// (set_tcp_state starts from IP_VS_TCP_S_CLOSE and keeps it when
+// tcp_state_idx finds no event). A state that is not a TCP state, or an
+// unknown direction, is returned unchanged.
 func TCPNext(s State, dir PacketDir, flags uint8) State {
-	if s >= numTCPStates || dir > InputOnly {
+	if s >= numTCPStates || dir >= numPacketDirs {
 		return s
 	}
 	var ev int
 	switch {
 	case flags&flagRst != 0:
-		ev = 3
+		ev = evRst
 	case flags&flagSyn != 0:
-		ev = 0
+		ev = evSyn
 	case flags&flagFin != 0:
-		ev = 1
+		ev = evFin
 	case flags&flagAck != 0:
-		ev = 2
+		ev = evAck
 	default:
-		return s
+		return StateClose
 	}
 	return tcpStates[dir][ev][s]
 }
 
-// Timeouts are per-state timeouts in nanoseconds.
+// Timeouts are per-state timeouts in nanoseconds: IPVS's tcp_timeouts
+// and udp_timeouts tables for one network namespace.
 type Timeouts struct {
 	TCP [numTCPStates]int64
 	UDP int64
@@ -124,29 +155,31 @@ type Timeouts struct {
 
 const second = int64(1e9)
 
-// DefaultTimeouts are IPVS's tcp_timeouts and udp_timeouts.
+// DefaultTimeouts returns IPVS's defaults (ip_vs_proto_tcp.c
+// tcp_timeouts, ip_vs_proto_udp.c udp_timeouts).
 func DefaultTimeouts() Timeouts {
-	var t Timeouts
-	t.TCP = [numTCPStates]int64{
-		StateNone:        2 * second,
-		StateEstablished: 15 * 60 * second,
-		StateSynSent:     2 * 60 * second,
-		StateSynRecv:     1 * 60 * second,
-		StateFinWait:     2 * 60 * second,
-		StateTimeWait:    2 * 60 * second,
-		StateClose:       10 * second,
-		StateCloseWait:   60 * second,
-		StateLastAck:     30 * second,
-		StateListen:      2 * 60 * second,
-		StateSynAck:      120 * second,
+	return Timeouts{
+		TCP: [numTCPStates]int64{
+			StateNone:        2 * second,
+			StateEstablished: 15 * 60 * second,
+			StateSynSent:     2 * 60 * second,
+			StateSynRecv:     1 * 60 * second,
+			StateFinWait:     2 * 60 * second,
+			StateTimeWait:    2 * 60 * second,
+			StateClose:       10 * second,
+			StateCloseWait:   60 * second,
+			StateLastAck:     30 * second,
+			StateListen:      2 * 60 * second,
+			StateSynAck:      120 * second,
+		},
+		UDP: 5 * 60 * second,
 	}
-	t.UDP = 5 * 60 * second
-	return t
 }
 
-// SetIPVSADM applies ipvsadm --set's three values in seconds (tcp is the
-// ESTABLISHED timeout, tcpfin FIN_WAIT's, udp UDP's); zero leaves a value
-// unchanged.
+// SetIPVSADM applies ipvsadm --set tcp tcpfin udp, in seconds, as
+// ip_vs_set_timeout does: tcp is the ESTABLISHED timeout, tcpfin the
+// FIN_WAIT timeout and udp the UDP timeout; zero leaves a value as it is.
+// Connections keep their current timer until their next packet.
 func (t *Timeouts) SetIPVSADM(tcp, tcpfin, udp uint32) {
 	if tcp != 0 {
 		t.TCP[StateEstablished] = int64(tcp) * second
@@ -159,16 +192,15 @@ func (t *Timeouts) SetIPVSADM(tcp, tcpfin, udp uint32) {
 	}
 }
 
-// IPVSADM returns ipvsadm --set's three values in seconds.
+// IPVSADM returns the three values ipvsadm -L --timeout prints, in
+// seconds.
 func (t *Timeouts) IPVSADM() (tcp, tcpfin, udp uint32) {
 	return uint32(t.TCP[StateEstablished] / second), uint32(t.TCP[StateFinWait] / second), uint32(t.UDP / second)
 }
 
-// Timeout returns the timeout of state s.
+// Timeout returns the timeout of state s; StateUDP, and anything that is
+// not a TCP state, gets the UDP timeout.
 func (t *Timeouts) Timeout(s State) int64 {
-	if s == StateUDP {
-		return t.UDP
-	}
 	if s < numTCPStates {
 		return t.TCP[s]
 	}
