@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -253,9 +252,6 @@ func (p *port) flush() (sent, dropped int) {
 	p.txN = 0
 	return sent, dropped
 }
-
-// errClosed reports whether err says the worker was stopped.
-func errClosed(err error) bool { return errors.Is(err, unix.EBADF) }
 
 // attachDropAll attaches a classic BPF filter that accepts nothing.
 func attachDropAll(fd int) error {

@@ -58,6 +58,7 @@ type worker struct {
 	reqs     chan func(*worker)
 	now      int64
 	nworkers int
+	sp       sched.Packet
 }
 
 func (w *worker) portByIf(ifindex int32) *port {
@@ -314,13 +315,15 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode, ow
 	}
 	svc := &w.snap.Services[si]
 	st := &w.scheds[si]
-	sp := sched.Packet{
+	// The packet lives in the worker: passed through the Scheduler
+	// interface, a local would escape to the heap.
+	w.sp = sched.Packet{
 		Proto: proto,
 		Src:   netip.AddrPortFrom(netip.AddrFrom4(tuple.Src), sport),
 		Dst:   netip.AddrPortFrom(netip.AddrFrom4(tuple.Dst), dport),
 		Now:   w.now,
 	}
-	di := st.s.Schedule(st.dests, &sp)
+	di := st.s.Schedule(st.dests, &w.sp)
 	if di < 0 {
 		w.drop(dropNoDest)
 		return
@@ -342,6 +345,11 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode, ow
 		ClientIf:  int32(p.ifindex),
 		DestMAC:   d.NextHop.MAC,
 		DestIf:    d.NextHop.Ifindex,
+	}
+	if d.Fwd == service.FwdRoute || d.Fwd == service.FwdTunnel {
+		// The server answers the client directly: the director sees
+		// one side, and IPVS uses its INPUT-ONLY state table.
+		c.Flags |= conntrack.FlagNoOutput
 	}
 	c.Init(w.now, &w.timeouts)
 	id, err := w.ct.Insert(&c)
@@ -454,9 +462,7 @@ func (w *worker) forward(_ *port, buf []byte, ip header.IPv4, mode modes.CsumMod
 		switch service.Fwd(c.Fwd) {
 		case service.FwdRoute:
 			// DR: the IP packet goes on untouched; only the MACs
-			// change. The server answers the client directly, so
-			// the director sees one side (IPVS's INPUT-ONLY table).
-			pdir = conntrack.InputOnly
+			// change.
 		case service.FwdFullNat:
 			modes.RewriteDst(ip, mode, c.Reply.Src, c.Reply.SPort)
 			modes.RewriteSrc(ip, mode, c.Reply.Dst, c.Reply.DPort)
