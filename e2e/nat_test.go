@@ -63,7 +63,7 @@ func newNATLab(t *testing.T, opts lab.NATOptions) *natLab {
 	}
 	n := &natLab{l: l, topo: topo}
 	for i, rs := range topo.RS {
-		ng, err := rs.StartNginx(t.TempDir(), fmt.Sprintf("rs%d", i+1))
+		ng, err := rs.StartNginx(l.Dir(rs.Short()), fmt.Sprintf("rs%d", i+1))
 		if err != nil {
 			t.Fatal(err)
 		}

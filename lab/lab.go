@@ -11,29 +11,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 )
 
-// RequireRoot skips t when the process cannot create network namespaces,
-// unless CI=true, where it fails: CI must never hide these tests.
-func RequireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	msg := "needs root for network namespaces; run as root or via make test"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: not skipping)")
-	}
-	t.Skip(msg)
-}
+// ErrClosed is returned by a Lab's methods after Close.
+var ErrClosed = errors.New("lab: closed")
+
+// cmdTimeout bounds every short ip/sysctl/ethtool command the lab runs.
+const cmdTimeout = 10 * time.Second
 
 // Lab is a set of network namespaces and the processes running in them.
 // Everything it creates carries its random prefix and is removed by Close.
@@ -48,14 +37,16 @@ type Lab struct {
 	closed  bool
 }
 
-// New creates an empty lab; name is a hint shown in namespace names.
+// New creates an empty lab. Its namespaces are named "uvs<6 hex>-<ns>",
+// the hex drawn at random per lab so that concurrent runs never collide;
+// name is only a hint in the lab's temporary folder.
 func New(name string) (*Lab, error) {
 	b := make([]byte, 3)
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
 	l := &Lab{prefix: "uvs" + hex.EncodeToString(b)}
-	dir, err := os.MkdirTemp("", l.prefix+"-"+name+"-")
+	dir, err := os.MkdirTemp("", l.prefix+"-"+sanitize(name)+"-")
 	if err != nil {
 		return nil, err
 	}
@@ -63,28 +54,41 @@ func New(name string) (*Lab, error) {
 	return l, nil
 }
 
-// NewT creates a lab for a test and closes it when the test ends, failed
-// or not.
-func NewT(t testing.TB) *Lab {
-	t.Helper()
-	RequireRoot(t)
-	l, err := New(strings.ReplaceAll(t.Name(), "/", "_"))
-	if err != nil {
-		t.Fatal(err)
+// sanitize keeps a name usable in a file name.
+func sanitize(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
+	if len(s) > 64 {
+		s = s[:64]
 	}
-	t.Cleanup(func() { l.Close() })
-	return l
+	return s
 }
 
-// Prefix is the lab's namespace name prefix.
+// Prefix is the lab's namespace name prefix, "uvs<6 hex>".
 func (l *Lab) Prefix() string { return l.prefix }
 
 // Dir returns a folder of the lab's for name, created on first use and
 // removed by Close.
 func (l *Lab) Dir(name string) string {
-	d := filepath.Join(l.dir, name)
+	d := filepath.Join(l.dir, sanitize(name))
 	_ = os.MkdirAll(d, 0o755)
 	return d
+}
+
+// register records what Close must undo; it fails once the lab is closed.
+func (l *Lab) register(f func(l *Lab)) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	f(l)
+	return nil
 }
 
 // NS is one network namespace of a lab.
@@ -93,33 +97,50 @@ type NS struct {
 	name string
 }
 
-// Name is the namespace's full name (for ip netns exec).
+// Name is the namespace's full name, as `ip netns` knows it.
 func (n *NS) Name() string { return n.name }
 
+// Short is the name given to Lab.NS, without the lab's prefix.
+func (n *NS) Short() string { return strings.TrimPrefix(n.name, n.lab.prefix+"-") }
+
+// permissionText is how iproute2 and sysctl report a missing privilege.
+var permissionText = []string{"Operation not permitted", "Permission denied"}
+
+// run runs a command and returns its combined output. A failure's error
+// carries the output, and matches os.ErrPermission when the command
+// reported a missing privilege.
 func run(ctx context.Context, name string, args ...string) (string, error) {
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	if err == nil {
+		return string(out), nil
 	}
-	return string(out), nil
+	err = fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	for _, p := range permissionText {
+		if bytes.Contains(out, []byte(p)) {
+			return string(out), fmt.Errorf("%w (%w)", err, os.ErrPermission)
+		}
+	}
+	return string(out), err
 }
 
 func ipCmd(args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	_, err := run(ctx, "ip", args...)
 	return err
 }
 
-// NS creates a namespace named after the lab's prefix and name, with lo up.
+// NS creates the namespace "<prefix>-<name>" with lo up. Close deletes it.
 func (l *Lab) NS(name string) (*NS, error) {
 	n := &NS{lab: l, name: l.prefix + "-" + name}
+	// Register first so that a namespace left by a half-failed add is
+	// still deleted; deleting a missing one only costs an error.
+	if err := l.register(func(l *Lab) { l.nss = append(l.nss, n) }); err != nil {
+		return nil, err
+	}
 	if err := ipCmd("netns", "add", n.name); err != nil {
 		return nil, err
 	}
-	l.mu.Lock()
-	l.nss = append(l.nss, n)
-	l.mu.Unlock()
 	if err := n.Up("lo"); err != nil {
 		return nil, err
 	}
@@ -127,7 +148,8 @@ func (l *Lab) NS(name string) (*NS, error) {
 }
 
 // Veth joins a (device aDev) and b (device bDev) with a veth pair created
-// directly inside the namespaces, both ends up.
+// directly inside the namespaces, both ends up. Device names are per
+// namespace, so short names (c0, d0) never collide between labs.
 func (l *Lab) Veth(a *NS, aDev string, b *NS, bDev string) error {
 	if err := ipCmd("-n", a.name, "link", "add", aDev, "type", "veth", "peer", "name", bDev, "netns", b.name); err != nil {
 		return err
@@ -151,7 +173,8 @@ func (n *NS) Route(args ...string) error {
 	return ipCmd(append([]string{"-n", n.name, "route", "add"}, args...)...)
 }
 
-// Bridge creates a bridge with the given ports, all up.
+// Bridge creates a bridge (STP off, so ports forward at once) and enslaves
+// ports to it, all up.
 func (n *NS) Bridge(name string, ports ...string) error {
 	if err := ipCmd("-n", n.name, "link", "add", name, "type", "bridge"); err != nil {
 		return err
@@ -167,11 +190,20 @@ func (n *NS) Bridge(name string, ports ...string) error {
 	return nil
 }
 
-// Sysctl sets a sysctl inside the namespace.
+// Sysctl sets a sysctl inside the namespace (net.* keys are per namespace).
 func (n *NS) Sysctl(key, value string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	_, err := n.Run(ctx, "sysctl", "-qw", key+"="+value)
+	return err
+}
+
+// Ethtool runs `ethtool -K dev features...` inside the namespace, for
+// example Ethtool("d0", "tso", "off", "gro", "off").
+func (n *NS) Ethtool(dev string, features ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	_, err := n.Run(ctx, "ethtool", append([]string{"-K", dev}, features...)...)
 	return err
 }
 
@@ -200,129 +232,11 @@ func (n *NS) Run(ctx context.Context, name string, args ...string) (string, erro
 	return run(ctx, "ip", append([]string{"netns", "exec", n.name, name}, args...)...)
 }
 
-// Proc is a background process in a namespace.
-type Proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
-}
-
-type lockedWriter struct{ p *Proc }
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.p.mu.Lock()
-	defer w.p.mu.Unlock()
-	return w.p.out.Write(b)
-}
-
-// Start starts a command in the namespace in the background; Close stops it.
-func (n *NS) Start(name string, args ...string) (*Proc, error) {
-	p := &Proc{done: make(chan struct{})}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", n.name, name}, args...)...)
-	p.cmd.Stdout = lockedWriter{p}
-	p.cmd.Stderr = lockedWriter{p}
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	n.lab.mu.Lock()
-	n.lab.procs = append(n.lab.procs, p)
-	n.lab.mu.Unlock()
-	return p, nil
-}
-
-// Output is what the process wrote so far.
-func (p *Proc) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-// Pid is the process ID (of `ip netns exec`, which execs the command).
-func (p *Proc) Pid() int { return p.cmd.Process.Pid }
-
-// Exited reports whether the process has ended.
-func (p *Proc) Exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// Wait waits for the process to end.
-func (p *Proc) Wait() error {
-	<-p.done
-	return p.err
-}
-
-// Signal sends sig to the process group.
-func (p *Proc) Signal(sig syscall.Signal) error {
-	return syscall.Kill(-p.cmd.Process.Pid, sig)
-}
-
-// Stop ends the process: SIGTERM, then SIGKILL after 2 s.
-func (p *Proc) Stop() error {
-	if p.Exited() {
-		return nil
-	}
-	_ = p.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(2 * time.Second):
-		_ = p.Signal(syscall.SIGKILL)
-		<-p.done
-	}
-	return nil
-}
-
-// Do runs fn on an OS thread switched into the namespace, so sockets fn
-// opens live there (they stay there when used from other goroutines). A
-// thread whose namespace cannot be restored is never reused: it exits with
-// its goroutine.
-func (n *NS) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(n.name)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("namespace %s: %w", n.name, err)
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter %s: %w", n.name, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: it dies with this goroutine.
-			errc <- errors.Join(ferr, fmt.Errorf("restore namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
-// Close stops every process (newest first) and deletes every namespace,
-// which removes their links. It is safe to call more than once.
+// Close stops every process (newest first), closes what the lab's servers
+// hold, kills anything else still running in its namespaces, deletes the
+// namespaces (which removes their links) and its temporary folder. It
+// always does all of that, whatever fails, and is safe to call more than
+// once: later calls return nil.
 func (l *Lab) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -332,19 +246,22 @@ func (l *Lab) Close() error {
 	l.closed = true
 	procs, nss, closers := l.procs, l.nss, l.closers
 	l.mu.Unlock()
-	for _, c := range closers {
-		c()
-	}
 	for i := len(procs) - 1; i >= 0; i-- {
 		_ = procs[i].Stop()
 	}
+	for i := len(closers) - 1; i >= 0; i-- {
+		closers[i]()
+	}
 	var errs []error
 	for i := len(nss) - 1; i >= 0; i-- {
-		// Anything still running inside (started outside Start) dies too.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Anything started outside Start (Exec, Run with a long
+		// context) dies too, or it would keep the namespace alive.
+		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 		if out, err := run(ctx, "ip", "netns", "pids", nss[i].name); err == nil {
-			for _, pid := range strings.Fields(out) {
-				_, _ = run(ctx, "kill", "-9", pid)
+			for _, f := range strings.Fields(out) {
+				if pid, err := strconv.Atoi(f); err == nil && pid > 1 && pid != os.Getpid() {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
 			}
 		}
 		cancel()
@@ -352,12 +269,14 @@ func (l *Lab) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	_ = os.RemoveAll(l.dir)
+	if err := os.RemoveAll(l.dir); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
-// Eventually polls cond every interval until it returns nil or ctx ends,
-// returning cond's last error in that case.
+// Eventually calls cond at once and then every interval until it returns
+// nil or ctx ends; in that case it returns ctx's error with cond's last.
 func Eventually(ctx context.Context, every time.Duration, cond func() error) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -368,7 +287,7 @@ func Eventually(ctx context.Context, every time.Duration, cond func() error) err
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+			return fmt.Errorf("%w (last: %w)", ctx.Err(), err)
 		case <-t.C:
 		}
 	}

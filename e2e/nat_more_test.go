@@ -1,0 +1,196 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/uvs-project/uvs/lab"
+)
+
+// TestPrivilegedNATFloatingGateway: the real servers' gateway is an
+// address uvsd owns (the floating gateway of the two-armed keepalived
+// setup), not the director kernel's.
+func TestPrivilegedNATFloatingGateway(t *testing.T) {
+	gw := netip.MustParseAddr("198.19.0.254")
+	n := newNATLab(t, lab.NATOptions{Gateway: gw})
+	vrrp := fmt.Sprintf(`vrrp_instance VI_GW {
+    state MASTER
+    interface d1
+    virtual_router_id 52
+    priority 100
+    virtual_ipaddress {
+        %s/24
+    }
+}`, gw)
+	startUVSD(t, n.l, n.topo.Director, n.conf(vrrp), "--workers", "1")
+	got := map[string]int{}
+	for _, w := range curlClose(t, n.topo.Client, fmt.Sprintf("http://%v/", n.topo.VIP), 20) {
+		got[w]++
+	}
+	if got["rs1"] != 10 || got["rs2"] != 10 {
+		t.Fatalf("split %v, want 10/10", got)
+	}
+	// The real servers learnt the gateway's MAC from uvsd: the director's.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := n.topo.RS[0].Run(ctx, "ip", "neigh", "show", gw.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, err := n.topo.Director.MAC("d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, mac.String()) {
+		t.Fatalf("rs1's neighbour entry for %v: %q, want the director's %v", gw, out, mac)
+	}
+}
+
+// TestPrivilegedNATICMPError: a real server answers a UDP datagram with
+// port unreachable; uvsd translates the error so the client's connected
+// socket sees ECONNREFUSED from the VIP.
+func TestPrivilegedNATICMPError(t *testing.T) {
+	n := newNATLab(t, lab.NATOptions{})
+	extra := fmt.Sprintf(`virtual_server %[1]s 54 {
+    lb_algo rr
+    lb_kind NAT
+    protocol UDP
+    real_server %[2]s 5454 {
+        weight 1
+    }
+}`, n.topo.VIP, n.topo.RSIPs[0])
+	d := startUVSD(t, n.l, n.topo.Director, n.conf(extra), "--workers", "1", "--metrics", "127.0.0.1:9180")
+	err := n.topo.Client.Do(func() error {
+		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(n.topo.VIP, 54)))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Write([]byte("anyone?")); err != nil {
+			return err
+		}
+		_, err = c.Read(make([]byte, 100))
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("read: %v, want ECONNREFUSED (the translated port unreachable)", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := metric(t, n.topo.Director, "uvs_dataplane_icmp_errors_total"); v < 1 {
+		t.Fatalf("icmp_errors_total %d, want >= 1", v)
+	}
+	_ = d
+}
+
+// metric reads one unlabelled metric from uvsd's /metrics in ns.
+func metric(t *testing.T, ns *lab.NS, name string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := ns.Run(ctx, "curl", "-sS", "http://127.0.0.1:9180/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == name {
+			v, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("no metric %s in:\n%s", name, out)
+	return 0
+}
+
+// TestPrivilegedMultiWorkerSteering: with two workers, the fanout program
+// brings both legs of every connection to the worker that owns it.
+func TestPrivilegedMultiWorkerSteering(t *testing.T) {
+	n := newNATLab(t, lab.NATOptions{})
+	startUVSD(t, n.l, n.topo.Director, n.conf(""), "--workers", "2", "--metrics", "127.0.0.1:9180")
+	got := map[string]int{}
+	for _, w := range curlClose(t, n.topo.Client, fmt.Sprintf("http://%v/", n.topo.VIP), 400) {
+		got[w]++
+	}
+	if got["rs1"]+got["rs2"] != 400 {
+		t.Fatalf("answers %v, want 400", got)
+	}
+	if v := metric(t, n.topo.Director, "uvs_dataplane_misdirected_total"); v != 0 {
+		t.Fatalf("%d packets reached a worker that does not own their connection", v)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, _ := n.topo.Director.Run(ctx, "curl", "-sS", "http://127.0.0.1:9180/metrics")
+	for _, w := range []string{`worker="0"`, `worker="1"`} {
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "uvs_dataplane_worker_rx_frames_total{"+w) {
+				f := strings.Fields(line)
+				if v, _ := strconv.ParseUint(f[len(f)-1], 10, 64); v < 100 {
+					t.Errorf("%s received %d frames: steering does not spread 400 connections", w, v)
+				}
+			}
+		}
+	}
+}
+
+// TestPrivilegedUvsadmLive: a service added with uvsadm serves at once.
+func TestPrivilegedUvsadmLive(t *testing.T) {
+	n := newNATLab(t, lab.NATOptions{})
+	d := startUVSD(t, n.l, n.topo.Director, n.conf(""), "--workers", "1")
+	vip := n.topo.VIP.String()
+	d.mustAdm("-A", "-t", vip+":8080", "-s", "wrr")
+	d.mustAdm("-a", "-t", vip+":8080", "-r", n.topo.RSIPs[0].String()+":80", "-m", "-w", "3")
+	d.mustAdm("-a", "-t", vip+":8080", "-r", n.topo.RSIPs[1].String()+":80", "-m", "-w", "1")
+	got := map[string]int{}
+	for _, w := range curlClose(t, n.topo.Client, fmt.Sprintf("http://%s:8080/", vip), 40) {
+		got[w]++
+	}
+	if got["rs1"] != 30 || got["rs2"] != 10 {
+		t.Fatalf("wrr 3:1 split %v, want rs1:30 rs2:10", got)
+	}
+	d.mustAdm("-D", "-t", vip+":8080")
+	if out, err := d.adm("-L", "-n", "-t", vip+":8080"); err == nil {
+		t.Fatalf("service still listed after -D:\n%s", out)
+	}
+}
+
+// TestConfigErrors: uvsd refuses a broken keepalived.conf with file:line
+// and starts nothing; --check says the same without root.
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		conf, want string
+	}{
+		{"virtual_server 198.18.0.100 80 {\n  lb_algo rr\n  real_server 198.19.0.11 {\n  }\n}\n", "keepalived.conf:3: real_server: missing port"},
+		{"virtual_server 198.18.0.100 80 {\n  lb_algo nosuch\n}\n", "keepalived.conf:1: virtual_server: scheduler \"nosuch\": unknown scheduler"},
+		{"virtual_server 198.18.0.100 80 {\n  lb_algo rr\n", "keepalived.conf:1: block is never closed"},
+	} {
+		cfg := filepath.Join(dir, "keepalived.conf")
+		if err := os.WriteFile(cfg, []byte(tc.conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(filepath.Join(bin, "uvsd"), "--check", "-f", cfg).CombinedOutput()
+		if err == nil {
+			t.Fatalf("uvsd --check accepted:\n%s", tc.conf)
+		}
+		if !strings.Contains(string(out), tc.want) {
+			t.Errorf("uvsd --check said %q, want %q", out, tc.want)
+		}
+	}
+}

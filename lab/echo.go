@@ -1,0 +1,58 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+)
+
+// maxEchoErrors ends a UDP echo that only gets errors, rather than spin.
+const maxEchoErrors = 1000
+
+// StartUDPEcho serves UDP on port (all addresses) inside the namespace,
+// answering each datagram with the namespace's short name, ":" and the
+// payload (rs1 answers "hi" with "rs1:hi"). The socket is made in the
+// namespace and served from an ordinary goroutine. stop closes it and
+// waits for the server to end; Lab.Close stops it too.
+func (n *NS) StartUDPEcho(port int) (stop func(), err error) {
+	var c *net.UDPConn
+	err = n.Do(func() error {
+		var err error
+		c, err = net.ListenUDP("udp4", &net.UDPAddr{Port: port})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("udp echo in %s: %w", n.name, err)
+	}
+	done := make(chan struct{})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() { c.Close() })
+		<-done
+	}
+	if err := n.lab.register(func(l *Lab) { l.closers = append(l.closers, stop) }); err != nil {
+		c.Close()
+		return nil, err
+	}
+	prefix := []byte(n.Short() + ":")
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64<<10)
+		out := make([]byte, 0, len(prefix)+len(buf))
+		for fails := 0; fails < maxEchoErrors; {
+			k, from, err := c.ReadFromUDPAddrPort(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err != nil {
+				fails++ // e.g. an ICMP error surfaced on the socket
+				continue
+			}
+			fails = 0
+			out = append(append(out[:0], prefix...), buf[:k]...)
+			_, _ = c.WriteToUDPAddrPort(out, from)
+		}
+	}()
+	return stop, nil
+}
