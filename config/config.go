@@ -1,15 +1,11 @@
 package config
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -21,7 +17,9 @@ type Pos struct {
 
 func (p Pos) String() string { return fmt.Sprintf("%s:%d", p.File, p.Line) }
 
-// Diag is a warning with its position.
+// Diag is a warning with its position: a keyword uvs knows but does not
+// support, an unknown keyword, or a value corrected as keepalived corrects
+// it.
 type Diag struct {
 	Pos Pos
 	Msg string
@@ -29,592 +27,445 @@ type Diag struct {
 
 func (d Diag) String() string { return d.Pos.String() + ": " + d.Msg }
 
-// Error is a configuration uvsd refuses: file:line: what is wrong.
+// Error is a configuration uvs refuses. Its message is "file:line: what
+// is wrong"; Err, when set, is the underlying cause (an I/O error of an
+// include, for instance) and is returned by Unwrap.
 type Error struct {
 	Pos Pos
 	Msg string
+	Err error
 }
 
-func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
+func (e *Error) Error() string {
+	msg := e.Msg
+	if msg == "" && e.Err != nil {
+		msg = e.Err.Error()
+	}
+	return e.Pos.String() + ": " + msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
 
 // Config is a parsed keepalived.conf.
 type Config struct {
-	Global         Global
-	VirtualServers []VirtualServer
-	VRRPInstances  []VRRPInstance
-	Warnings       []Diag
+	Global              Global
+	VirtualServers      []VirtualServer
+	VirtualServerGroups map[string]VirtualServerGroup
+	VRRPScripts         []VRRPScript
+	VRRPInstances       []VRRPInstance
+	VRRPSyncGroups      []VRRPSyncGroup
+	StaticIPAddresses   []IPAddress
+	Warnings            []Diag
 }
 
-// Global is global_defs.
+// Global is global_defs, with keepalived's defaults filled in.
 type Global struct {
-	RouterID    string
-	LVSTimeouts LVSTimeouts
+	Pos              Pos
+	RouterID         string
+	DefaultInterface string
+	LVSTimeouts      LVSTimeouts
+	LVSSyncDaemon    *LVSSyncDaemon
+	LVSFlush         bool
+	LVSFlushOnStop   bool
+
+	ScriptUser           string
+	EnableScriptSecurity bool
+
+	VRRPVersion                 int           // 2 (default) or 3
+	VRRPMcastGroup4             netip.Addr    // 224.0.0.18
+	VRRPMcastGroup6             netip.Addr    // ff02::12
+	VRRPGarpMasterDelay         time.Duration // 5s
+	VRRPGarpMasterRepeat        int           // 5
+	VRRPGarpMasterRefresh       time.Duration // 0: no refresh
+	VRRPGarpMasterRefreshRepeat int           // 1
+	VRRPGarpLowerPrioDelay      time.Duration // vrrp_garp_master_delay
+	VRRPGarpLowerPrioRepeat     int           // vrrp_garp_master_repeat
+	VRRPGarpInterval            time.Duration
+	VRRPGnaInterval             time.Duration
+	VRRPMinGarp                 bool
+	VRRPStrict                  bool
+	VRRPSkipCheckAdvAddr        bool
+	VRRPCheckUnicastSrc         bool
 }
 
-// LVSTimeouts is global_defs' lvs_timeouts (ipvsadm --set), seconds.
+// LVSTimeouts is global_defs' lvs_timeouts (ipvsadm --set), seconds; 0
+// leaves a timeout as it is.
 type LVSTimeouts struct{ TCP, TCPFin, UDP uint32 }
 
-// VirtualServer is one virtual_server block.
+// LVSSyncDaemon is global_defs' lvs_sync_daemon.
+type LVSSyncDaemon struct {
+	Pos       Pos
+	Interface string
+	Instance  string     // VRRP instance whose state it follows; "" runs master and backup
+	SyncID    uint8      // default: the instance's virtual_router_id, else 0
+	MaxLen    uint16     // 0: kernel default
+	Port      uint16     // 8848
+	TTL       uint8      // 0: kernel default
+	Group     netip.Addr // 224.0.0.81
+}
+
+// VirtualServer is one virtual_server block. Exactly one of Addr, FWMark
+// and Group identifies it.
 type VirtualServer struct {
-	Pos                    Pos
-	Addr                   netip.Addr
-	Port                   uint16
-	FWMark                 uint32
-	Protocol               string // TCP (default) or UDP
-	LBAlgo                 string // default wlc, as keepalived
-	LBKind                 string // NAT, DR, TUN, FNAT
-	SchedFlags             []string
-	PersistenceTimeout     uint32
-	PersistenceGranularity netip.Addr
-	DelayLoop              time.Duration
-	RealServers            []RealServer
-}
-
-// PersistenceGranularityBits is the persistence netmask as prefix bits
-// (32 when unset).
-func (v *VirtualServer) PersistenceGranularityBits() int {
-	if !v.PersistenceGranularity.IsValid() {
-		return 32
-	}
-	b := v.PersistenceGranularity.As4()
-	m := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	n := 0
-	for m&0x80000000 != 0 {
-		n++
-		m <<= 1
-	}
-	return n
-}
-
-// RealServer is one real_server block.
-type RealServer struct {
-	Pos        Pos
-	Addr       netip.Addr
-	Port       uint16
-	Weight     int32
-	LBKind     string
-	UThreshold uint32
-	LThreshold uint32
-}
-
-// VRRPInstance is one vrrp_instance block (what uvsd uses of it so far).
-type VRRPInstance struct {
-	Pos                Pos
-	Name               string
-	VirtualIPAddresses []netip.Prefix
-}
-
-// Expanded is one concrete virtual service.
-type Expanded struct {
-	VS     *VirtualServer
+	Pos    Pos
 	Addr   netip.Addr
+	Port   uint16 // 0 only for a persistent service (keepalived makes it one)
+	FWMark uint32
+	Group  string // virtual_server group NAME
+
+	IPFamily string // "inet" or "inet6" from ip_family, "" when unset
+	Protocol string // TCP (default), UDP or SCTP
+	LBAlgo   string // lb_algo or lvs_sched, default wlc as keepalived
+	LBKind   string // lb_kind or lvs_method: NAT (default), DR, TUN or FNAT (FULLNAT accepted)
+	Tunnel   Tunnel // TUN's type, when lb_kind is TUN
+
+	SchedFlags []string // flag-1, flag-2, flag-3, sh-port, sh-fallback, mh-port, mh-fallback, ops
+
+	PersistenceTimeout uint32 // seconds; 360 when persistence is asked without a value
+	// PersistenceGranularity is the persistence netmask as prefix bits, 0
+	// when unset (the whole client address).
+	PersistenceGranularity int
+	PersistenceEngine      string
+
+	DelayLoop        time.Duration // 60s
+	ConnectTimeout   time.Duration // 5s
+	Retry            int           // -1: each checker's default
+	DelayBeforeRetry time.Duration // -1: each checker's default
+	Warmup           time.Duration // -1: the checker's delay_loop
+
+	Quorum           uint32 // 1
+	Hysteresis       uint32
+	QuorumUp         string
+	QuorumDown       string
+	Alpha            bool
+	Omega            bool
+	InhibitOnFailure bool // default for the real servers
+	HASuspend        bool
+	Virtualhost      string
+	Weight           int32 // default weight of the real servers, 1
+
+	SorryServer *SorryServer
+	RealServers []RealServer
+}
+
+// PersistenceGranularityBits is the persistence netmask as prefix bits:
+// the configured granularity, or the whole address (32 or 128).
+func (v *VirtualServer) PersistenceGranularityBits() int {
+	if v.PersistenceGranularity != 0 {
+		return v.PersistenceGranularity
+	}
+	if v.Addr.Is6() || v.IPFamily == "inet6" {
+		return 128
+	}
+	return 32
+}
+
+// Tunnel is lvs_method TUN's options.
+type Tunnel struct {
+	Type string // ipip (default), gue or gre
+	Port uint16 // gue's port
+	Csum string // nocsum (default), csum or remcsum
+}
+
+// SorryServer is the server that replaces all real servers while the
+// quorum is lost.
+type SorryServer struct {
+	Pos     Pos
+	Addr    netip.Addr
+	Port    uint16
+	Inhibit bool
+	LBKind  string
+	Tunnel  Tunnel
+}
+
+// RealServer is one real_server block. Values left out are inherited from
+// the virtual server, as keepalived does.
+type RealServer struct {
+	Pos    Pos
+	Addr   netip.Addr
+	Port   uint16 // the virtual port when left out; 0 for fwmark services
+	Weight int32  // 0..65535, default the virtual server's weight (1)
+	LBKind string // effective forwarding method
+	Tunnel Tunnel
+
+	UThreshold       uint32
+	LThreshold       uint32
+	InhibitOnFailure bool
+	Alpha            bool
+	NotifyUp         string
+	NotifyDown       string
+	Virtualhost      string
+
+	DelayLoop        time.Duration
+	ConnectTimeout   time.Duration
+	Retry            int           // -1: each checker's default
+	DelayBeforeRetry time.Duration // -1: each checker's default
+	Warmup           time.Duration // -1: the checker's delay_loop
+
+	Checkers []Checker
+}
+
+// Checker is one health checker of a real server. Every timing is
+// resolved: the checker's own value, else the real server's, else the
+// virtual server's, else keepalived's default for the kind.
+type Checker struct {
+	Pos  Pos
+	Kind string // TCP_CHECK, HTTP_GET, SSL_GET or MISC_CHECK
+
+	ConnectIP   netip.Addr // default: the real server's address
+	ConnectPort uint16     // default: the real server's port
+	BindTo      netip.Addr
+	BindPort    uint16
+	BindIf      string
+	FWMark      uint32
+
+	ConnectTimeout   time.Duration
+	Retry            int
+	DelayBeforeRetry time.Duration
+	DelayLoop        time.Duration
+	Warmup           time.Duration
+	Alpha            bool
+
+	// HTTP_GET and SSL_GET.
+	URLs         []URL
+	HTTPProtocol string // 1.0, 1.0C or 1.1; "" for keepalived's default
+	FastRecovery bool
+	Virtualhost  string
+	EnableSNI    bool
+	SNIName      string
+
+	// MISC_CHECK.
+	MiscPath    string
+	MiscTimeout time.Duration // 0: the delay_loop
+	MiscDynamic bool
+	User        string
+}
+
+// URL is one url block of an HTTP_GET or SSL_GET checker.
+type URL struct {
+	Pos          Pos
+	Path         string
+	Digest       string // lower-case hex MD5 of the body, "" when unset
+	StatusCodes  []CodeRange
+	Virtualhost  string // default: the checker's, real server's, virtual server's
+	Regex        string
+	RegexNoMatch bool
+}
+
+// CodeRange is an inclusive range of HTTP status codes.
+type CodeRange struct{ Lo, Hi uint16 }
+
+// VirtualServerGroup is a virtual_server_group block.
+type VirtualServerGroup struct {
+	Pos     Pos
+	Name    string
+	Entries []VSGEntry
+}
+
+// VSGEntry is one line of a virtual_server_group: an address range with an
+// optional port, or a firewall mark.
+type VSGEntry struct {
+	Pos    Pos
+	First  netip.Addr
+	Last   netip.Addr // == First for a single address
 	Port   uint16
 	FWMark uint32
+	Family string // fwmark's optional inet or inet6
 }
 
-// ExpandedServices lists the concrete services of the configuration.
+// VRRPScript is a vrrp_script block.
+type VRRPScript struct {
+	Pos      Pos
+	Name     string
+	Script   string
+	Interval time.Duration // 1s
+	Timeout  time.Duration // default: the interval
+	Weight   int           // -253..253
+	Reverse  bool
+	Rise     int // 1
+	Fall     int // 1
+	User     string
+	InitFail bool
+}
+
+// VRRPInstance is a vrrp_instance block.
+type VRRPInstance struct {
+	Pos              Pos
+	Name             string
+	State            string // MASTER or BACKUP (default)
+	Interface        string
+	VirtualRouterID  uint8
+	Priority         uint8         // 1..255, default 100
+	AdvertInt        time.Duration // 1s
+	Version          int           // 2 or 3: version, else global vrrp_version; IPv6 forces 3
+	NoPreempt        bool
+	PreemptDelay     time.Duration
+	Accept           bool // accept mode; default on unless vrrp_strict
+	AuthType         string
+	AuthPass         string
+	McastSrcIP       netip.Addr
+	UnicastSrcIP     netip.Addr
+	UnicastPeers     []netip.Addr
+	DontTrackPrimary bool
+	StrictMode       bool
+
+	// VirtualIPAddresses are the prefixes of VirtualIPs, in order.
+	VirtualIPAddresses []netip.Prefix
+	VirtualIPs         []IPAddress
+	ExcludedIPs        []IPAddress
+
+	TrackInterfaces []Track
+	TrackScripts    []Track
+
+	NotifyMaster string
+	NotifyBackup string
+	NotifyFault  string
+	NotifyStop   string
+	Notify       string
+
+	GarpMasterDelay         time.Duration
+	GarpMasterRepeat        int
+	GarpMasterRefresh       time.Duration
+	GarpMasterRefreshRepeat int
+	GarpLowerPrioDelay      time.Duration
+	GarpLowerPrioRepeat     int
+
+	UseVMAC      bool
+	VMACName     string
+	VMACAddr     string
+	VMACXmitBase bool
+}
+
+// Track is one entry of a track_interface or track_script block.
+type Track struct {
+	Pos     Pos
+	Name    string
+	Weight  int // -253..253; 0 means fault on failure
+	Reverse bool
+}
+
+// VRRPSyncGroup is a vrrp_sync_group block.
+type VRRPSyncGroup struct {
+	Pos             Pos
+	Name            string
+	Group           []string
+	TrackInterfaces []Track
+	TrackScripts    []Track
+	NotifyMaster    string
+	NotifyBackup    string
+	NotifyFault     string
+	NotifyStop      string
+	Notify          string
+}
+
+// IPAddress is one line of virtual_ipaddress, virtual_ipaddress_excluded
+// or static_ipaddress: an address with ip-address(8) options.
+type IPAddress struct {
+	Pos       Pos
+	Prefix    netip.Prefix // /32 or /128 when no mask is given
+	Broadcast netip.Addr
+	Peer      netip.Addr
+	Dev       string
+	Label     string
+	Scope     string
+	Flags     []string // home, -nodad, no_track, use_vmac, ...
+}
+
+// Expanded is one concrete virtual service: a virtual server, or one
+// member of its group.
+type Expanded struct {
+	VS       *VirtualServer
+	Protocol string // "" for a firewall mark service
+	Addr     netip.Addr
+	Port     uint16
+	FWMark   uint32
+}
+
+// String is the service as ipvsadm names it: TCP 10.0.0.1:80, FWM 1.
+func (e Expanded) String() string {
+	if e.FWMark != 0 {
+		return fmt.Sprintf("FWM %d", e.FWMark)
+	}
+	return e.Protocol + " " + netip.AddrPortFrom(e.Addr, e.Port).String()
+}
+
+// ExpandedServices lists the concrete services of the configuration, in
+// order: a virtual_server by address or fwmark is one service; a
+// virtual_server group yields one service per address of each range and
+// one per fwmark of the group.
 func (c *Config) ExpandedServices() []Expanded {
 	out := make([]Expanded, 0, len(c.VirtualServers))
 	for i := range c.VirtualServers {
-		vs := &c.VirtualServers[i]
-		out = append(out, Expanded{VS: vs, Addr: vs.Addr, Port: vs.Port, FWMark: vs.FWMark})
+		out = c.expand(out, &c.VirtualServers[i])
 	}
 	return out
 }
 
-// ParseFile reads a keepalived.conf.
+func (c *Config) expand(out []Expanded, vs *VirtualServer) []Expanded {
+	switch {
+	case vs.FWMark != 0:
+		return append(out, Expanded{VS: vs, FWMark: vs.FWMark})
+	case vs.Group == "":
+		return append(out, Expanded{VS: vs, Protocol: vs.Protocol, Addr: vs.Addr, Port: vs.Port})
+	}
+	g := c.VirtualServerGroups[vs.Group]
+	for _, e := range g.Entries {
+		if e.FWMark != 0 {
+			out = append(out, Expanded{VS: vs, FWMark: e.FWMark})
+			continue
+		}
+		for a := e.First; a.IsValid() && a.Compare(e.Last) <= 0; a = a.Next() {
+			out = append(out, Expanded{VS: vs, Protocol: vs.Protocol, Addr: a, Port: e.Port})
+		}
+	}
+	return out
+}
+
+// ParseFile reads the keepalived.conf at path; relative includes are
+// resolved against the directory of the file that includes them.
 func ParseFile(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
-	return Parse(path, f)
+	return parse(path, filepath.Dir(path), f, osFiles{})
 }
 
-// Parse reads a keepalived.conf from r; name is used in positions and
-// includes are resolved relative to its directory.
+// Parse reads a keepalived.conf from r. name is the file name used in
+// positions; relative includes of r are resolved against the working
+// directory, those of included files against their own directory.
 func Parse(name string, r io.Reader) (*Config, error) {
-	toks, err := lex(name, r, 0)
-	if err != nil {
+	return parse(name, "", r, osFiles{})
+}
+
+func parse(name, dir string, r io.Reader, files fileSystem) (*Config, error) {
+	lx := &lexer{files: files}
+	if err := lx.file(name, dir, r); err != nil {
 		return nil, err
 	}
-	p := &parser{toks: toks, cfg: &Config{}}
-	if err := p.top(); err != nil {
-		return nil, err
+	p := &parser{toks: lx.toks, cfg: &Config{VirtualServerGroups: map[string]VirtualServerGroup{}}}
+	p.cfg.Warnings = lx.warnings
+	p.cfg.Global = defaultGlobal()
+	p.top()
+	if p.err == nil {
+		p.validate()
+	}
+	if p.err != nil {
+		return nil, p.err
 	}
 	return p.cfg, nil
 }
 
-// token is one word of a line; line ends are kept as tokens because
-// keepalived's grammar is line-oriented.
-type token struct {
-	s   string
-	pos Pos
-	eol bool
-}
-
-func lex(name string, r io.Reader, depth int) ([]token, error) {
-	if depth > 8 {
-		return nil, &Error{Pos{name, 0}, "include nesting too deep"}
+func defaultGlobal() Global {
+	return Global{
+		VRRPVersion:                 2,
+		VRRPMcastGroup4:             netip.MustParseAddr("224.0.0.18"),
+		VRRPMcastGroup6:             netip.MustParseAddr("ff02::12"),
+		VRRPGarpMasterDelay:         5 * time.Second,
+		VRRPGarpMasterRepeat:        5,
+		VRRPGarpMasterRefreshRepeat: 1,
+		VRRPGarpLowerPrioDelay:      -1,
+		VRRPGarpLowerPrioRepeat:     -1,
 	}
-	var out []token
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	line := 0
-	for sc.Scan() {
-		line++
-		pos := Pos{name, line}
-		words, err := splitLine(sc.Text(), pos)
-		if err != nil {
-			return nil, err
-		}
-		if len(words) == 0 {
-			continue
-		}
-		if words[0] == "include" {
-			if len(words) != 2 {
-				return nil, &Error{pos, "include needs one file pattern"}
-			}
-			pat := words[1]
-			if !filepath.IsAbs(pat) {
-				pat = filepath.Join(filepath.Dir(name), pat)
-			}
-			files, err := filepath.Glob(pat)
-			if err != nil {
-				return nil, &Error{pos, fmt.Sprintf("include %s: %v", words[1], err)}
-			}
-			for _, f := range files {
-				b, err := os.ReadFile(f)
-				if err != nil {
-					return nil, &Error{pos, fmt.Sprintf("include: %v", err)}
-				}
-				t, err := lex(f, strings.NewReader(string(b)), depth+1)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, t...)
-			}
-			continue
-		}
-		for _, w := range words {
-			out = append(out, token{s: w, pos: pos})
-		}
-		out = append(out, token{pos: pos, eol: true})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, &Error{Pos{name, line}, err.Error()}
-	}
-	return out, nil
-}
-
-// splitLine splits a line into words: braces are words of their own,
-// '#' and '!' start comments, double quotes group.
-func splitLine(s string, pos Pos) ([]string, error) {
-	var out []string
-	var cur strings.Builder
-	in := false
-	flush := func() {
-		if cur.Len() > 0 {
-			out = append(out, cur.String())
-			cur.Reset()
-		}
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case in:
-			if c == '"' {
-				in = false
-				out = append(out, cur.String())
-				cur.Reset()
-			} else {
-				cur.WriteByte(c)
-			}
-		case c == '"':
-			flush()
-			in = true
-		case c == '#' || c == '!':
-			flush()
-			return out, nil
-		case c == '{' || c == '}':
-			flush()
-			out = append(out, string(c))
-		case c == ' ' || c == '\t' || c == '\r':
-			flush()
-		default:
-			cur.WriteByte(c)
-		}
-	}
-	if in {
-		return nil, &Error{pos, "unterminated quoted string"}
-	}
-	flush()
-	return out, nil
-}
-
-type parser struct {
-	toks []token
-	i    int
-	cfg  *Config
-}
-
-// stmt is one statement: a keyword, its arguments, and whether a block
-// follows.
-type stmt struct {
-	pos   Pos
-	words []string
-	block bool
-}
-
-var errEnd = errors.New("end of block")
-
-// next reads the next statement up to its end of line; a '{' at the end
-// of the words opens a block, a lone '}' ends the current one.
-func (p *parser) next() (stmt, error) {
-	for p.i < len(p.toks) && p.toks[p.i].eol {
-		p.i++
-	}
-	if p.i >= len(p.toks) {
-		return stmt{}, io.EOF
-	}
-	st := stmt{pos: p.toks[p.i].pos}
-	for p.i < len(p.toks) && !p.toks[p.i].eol {
-		t := p.toks[p.i]
-		p.i++
-		switch t.s {
-		case "}":
-			if len(st.words) > 0 {
-				p.i--
-				return st, nil
-			}
-			return st, errEnd
-		case "{":
-			st.block = true
-			return st, nil
-		}
-		st.words = append(st.words, t.s)
-	}
-	// A '{' alone on the next line opens a block too.
-	j := p.i
-	for j < len(p.toks) && p.toks[j].eol {
-		j++
-	}
-	if j < len(p.toks) && p.toks[j].s == "{" {
-		p.i = j + 1
-		st.block = true
-	}
-	return st, nil
-}
-
-// skip skips a block's contents up to its closing brace.
-func (p *parser) skip(open Pos) error {
-	for {
-		st, err := p.next()
-		if err == errEnd {
-			return nil
-		}
-		if err == io.EOF {
-			return &Error{open, "block is never closed"}
-		}
-		if st.block {
-			if err := p.skip(st.pos); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-func (p *parser) warn(pos Pos, format string, a ...any) {
-	p.cfg.Warnings = append(p.cfg.Warnings, Diag{pos, fmt.Sprintf(format, a...)})
-}
-
-// body runs fn for each statement of a block until its closing brace.
-func (p *parser) body(open Pos, fn func(st stmt) error) error {
-	for {
-		st, err := p.next()
-		if err == errEnd {
-			return nil
-		}
-		if err == io.EOF {
-			return &Error{open, "block is never closed"}
-		}
-		if err := fn(st); err != nil {
-			return err
-		}
-	}
-}
-
-func (p *parser) top() error {
-	for {
-		st, err := p.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err == errEnd {
-			return &Error{st.pos, "unbalanced '}'"}
-		}
-		switch st.words[0] {
-		case "global_defs":
-			err = p.globalDefs(st)
-		case "virtual_server":
-			err = p.virtualServer(st)
-		case "vrrp_instance":
-			err = p.vrrpInstance(st)
-		default:
-			p.warn(st.pos, "%s: not supported, ignored", st.words[0])
-			if st.block {
-				err = p.skip(st.pos)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-func needBlock(st stmt) error {
-	if !st.block {
-		return &Error{st.pos, st.words[0] + " needs a { block }"}
-	}
-	return nil
-}
-
-func arg(st stmt, n int) (string, error) {
-	if len(st.words) <= n {
-		return "", &Error{st.pos, st.words[0] + ": missing argument"}
-	}
-	return st.words[n], nil
-}
-
-func uintArg(st stmt, n, bits int) (uint64, error) {
-	s, err := arg(st, n)
-	if err != nil {
-		return 0, err
-	}
-	v, err := strconv.ParseUint(s, 10, bits)
-	if err != nil {
-		return 0, &Error{st.pos, fmt.Sprintf("%s: bad number %q", st.words[0], s)}
-	}
-	return v, nil
-}
-
-func durArg(st stmt, n int) (time.Duration, error) {
-	s, err := arg(st, n)
-	if err != nil {
-		return 0, err
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 {
-		return 0, &Error{st.pos, fmt.Sprintf("%s: bad time %q", st.words[0], s)}
-	}
-	return time.Duration(f * float64(time.Second)), nil
-}
-
-func (p *parser) globalDefs(st stmt) error {
-	if err := needBlock(st); err != nil {
-		return err
-	}
-	return p.body(st.pos, func(s stmt) error {
-		switch s.words[0] {
-		case "router_id":
-			v, err := arg(s, 1)
-			p.cfg.Global.RouterID = v
-			return err
-		case "lvs_timeouts":
-			// lvs_timeouts tcp N tcpfin N udp N
-			for i := 1; i+1 < len(s.words); i += 2 {
-				v, err := uintArg(s, i+1, 32)
-				if err != nil {
-					return err
-				}
-				switch s.words[i] {
-				case "tcp":
-					p.cfg.Global.LVSTimeouts.TCP = uint32(v)
-				case "tcpfin":
-					p.cfg.Global.LVSTimeouts.TCPFin = uint32(v)
-				case "udp":
-					p.cfg.Global.LVSTimeouts.UDP = uint32(v)
-				default:
-					return &Error{s.pos, fmt.Sprintf("lvs_timeouts: unknown timeout %q", s.words[i])}
-				}
-			}
-			return nil
-		}
-		p.warn(s.pos, "global_defs: %s not supported, ignored", s.words[0])
-		if s.block {
-			return p.skip(s.pos)
-		}
-		return nil
-	})
-}
-
-func parseAddrPort(st stmt, i int, portOptional bool) (netip.Addr, uint16, error) {
-	s, err := arg(st, i)
-	if err != nil {
-		return netip.Addr{}, 0, err
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, 0, &Error{st.pos, fmt.Sprintf("%s: bad address %q", st.words[0], s)}
-	}
-	if len(st.words) <= i+1 {
-		if portOptional {
-			return a, 0, nil
-		}
-		return netip.Addr{}, 0, &Error{st.pos, st.words[0] + ": missing port"}
-	}
-	pv, err := strconv.ParseUint(st.words[i+1], 10, 16)
-	if err != nil {
-		return netip.Addr{}, 0, &Error{st.pos, fmt.Sprintf("%s: bad port %q", st.words[0], st.words[i+1])}
-	}
-	return a, uint16(pv), nil
-}
-
-func (p *parser) virtualServer(st stmt) error {
-	if err := needBlock(st); err != nil {
-		return err
-	}
-	vs := VirtualServer{Pos: st.pos, Protocol: "TCP", LBAlgo: "wlc", LBKind: "NAT"}
-	if len(st.words) >= 2 && st.words[1] == "fwmark" {
-		v, err := uintArg(st, 2, 32)
-		if err != nil {
-			return err
-		}
-		vs.FWMark = uint32(v)
-	} else if len(st.words) >= 2 && st.words[1] == "group" {
-		return &Error{st.pos, "virtual_server group: not supported yet"}
-	} else {
-		a, port, err := parseAddrPort(st, 1, false)
-		if err != nil {
-			return err
-		}
-		vs.Addr, vs.Port = a, port
-	}
-	err := p.body(st.pos, func(s stmt) error {
-		var err error
-		switch s.words[0] {
-		case "lb_algo", "lvs_sched":
-			vs.LBAlgo, err = arg(s, 1)
-		case "lb_kind", "lvs_method":
-			vs.LBKind, err = arg(s, 1)
-			vs.LBKind = strings.ToUpper(vs.LBKind)
-		case "protocol":
-			vs.Protocol, err = arg(s, 1)
-			vs.Protocol = strings.ToUpper(vs.Protocol)
-			if err == nil && vs.Protocol != "TCP" && vs.Protocol != "UDP" {
-				err = &Error{s.pos, fmt.Sprintf("protocol %s not supported", vs.Protocol)}
-			}
-		case "persistence_timeout":
-			var v uint64
-			v, err = uintArg(s, 1, 32)
-			vs.PersistenceTimeout = uint32(v)
-		case "persistence_granularity":
-			var a string
-			if a, err = arg(s, 1); err == nil {
-				vs.PersistenceGranularity, err = netip.ParseAddr(a)
-				if err != nil {
-					err = &Error{s.pos, fmt.Sprintf("persistence_granularity: bad netmask %q", a)}
-				}
-			}
-		case "delay_loop":
-			vs.DelayLoop, err = durArg(s, 1)
-		case "sh-port", "sh-fallback", "mh-port", "mh-fallback", "ops", "flag-1", "flag-2", "flag-3":
-			vs.SchedFlags = append(vs.SchedFlags, s.words[0])
-		case "real_server":
-			err = p.realServer(s, &vs)
-		default:
-			p.warn(s.pos, "virtual_server: %s not supported, ignored", s.words[0])
-			if s.block {
-				err = p.skip(s.pos)
-			}
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	p.cfg.VirtualServers = append(p.cfg.VirtualServers, vs)
-	return nil
-}
-
-func (p *parser) realServer(st stmt, vs *VirtualServer) error {
-	a, port, err := parseAddrPort(st, 1, vs.FWMark != 0)
-	if err != nil {
-		return err
-	}
-	rs := RealServer{Pos: st.pos, Addr: a, Port: port, Weight: 1}
-	if !st.block {
-		p.cfg.Warnings = append(p.cfg.Warnings, Diag{st.pos, "real_server without a block"})
-		vs.RealServers = append(vs.RealServers, rs)
-		return nil
-	}
-	err = p.body(st.pos, func(s stmt) error {
-		var err error
-		switch s.words[0] {
-		case "weight":
-			var v uint64
-			v, err = uintArg(s, 1, 31)
-			rs.Weight = int32(v)
-		case "lb_kind", "lvs_method":
-			var k string
-			k, err = arg(s, 1)
-			rs.LBKind = strings.ToUpper(k)
-		case "uthreshold":
-			var v uint64
-			v, err = uintArg(s, 1, 32)
-			rs.UThreshold = uint32(v)
-		case "lthreshold":
-			var v uint64
-			v, err = uintArg(s, 1, 32)
-			rs.LThreshold = uint32(v)
-		default:
-			p.warn(s.pos, "real_server: %s not supported yet, ignored", s.words[0])
-			if s.block {
-				err = p.skip(s.pos)
-			}
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	vs.RealServers = append(vs.RealServers, rs)
-	return nil
-}
-
-func (p *parser) vrrpInstance(st stmt) error {
-	if err := needBlock(st); err != nil {
-		return err
-	}
-	vi := VRRPInstance{Pos: st.pos}
-	vi.Name, _ = arg(st, 1)
-	err := p.body(st.pos, func(s stmt) error {
-		if s.words[0] == "virtual_ipaddress" {
-			if !s.block {
-				return &Error{s.pos, "virtual_ipaddress needs a { block }"}
-			}
-			return p.body(s.pos, func(a stmt) error {
-				w := a.words[0]
-				if !strings.Contains(w, "/") {
-					w += "/32"
-				}
-				pfx, err := netip.ParsePrefix(w)
-				if err != nil {
-					return &Error{a.pos, fmt.Sprintf("virtual_ipaddress: bad address %q", a.words[0])}
-				}
-				vi.VirtualIPAddresses = append(vi.VirtualIPAddresses, pfx)
-				return nil
-			})
-		}
-		if s.block {
-			return p.skip(s.pos)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	p.cfg.VRRPInstances = append(p.cfg.VRRPInstances, vi)
-	return nil
 }
