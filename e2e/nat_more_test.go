@@ -177,9 +177,10 @@ func TestConfigErrors(t *testing.T) {
 	for _, tc := range []struct {
 		conf, want string
 	}{
-		{"virtual_server 198.18.0.100 80 {\n  lb_algo rr\n  real_server 198.19.0.11 {\n  }\n}\n", "keepalived.conf:3: real_server: missing port"},
-		{"virtual_server 198.18.0.100 80 {\n  lb_algo nosuch\n}\n", "keepalived.conf:1: virtual_server: scheduler \"nosuch\": unknown scheduler"},
-		{"virtual_server 198.18.0.100 80 {\n  lb_algo rr\n", "keepalived.conf:1: block is never closed"},
+		{"virtual_server 198.18.0.100 80 {\n  lb_algo rr\n  real_server 198.19.0.300 80 {\n  }\n}\n", `keepalived.conf:3: real_server: bad address "198.19.0.300"`},
+		{"virtual_server 198.18.0.100 80 {\n  lb_algo nosuch\n}\n", `keepalived.conf:2: lb_algo: unknown scheduler "nosuch"`},
+		{"virtual_server 198.18.0.100 80 {\n  lb_algo rr\n", "keepalived.conf:1: virtual_server: '{' is never closed"},
+		{"virtual_server 198.18.0.100 80 {\n  lb_kind DR\n  real_server 198.19.0.1 8080 {\n  }\n}\n", "keepalived.conf:3: real_server 198.19.0.1:8080: port mapping is impossible in DR"},
 	} {
 		cfg := filepath.Join(dir, "keepalived.conf")
 		if err := os.WriteFile(cfg, []byte(tc.conf), 0o644); err != nil {
