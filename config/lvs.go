@@ -28,7 +28,7 @@ var vsUnsupported = map[string]bool{
 // Unset markers while a block is read; validate resolves them.
 const (
 	unsetDuration time.Duration = -1
-	unsetInt                    = -1
+	unsetInt      int           = -1
 )
 
 // tri is a boolean that may be left out, to inherit.

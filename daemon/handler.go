@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -13,6 +14,11 @@ import (
 	"github.com/uvs-project/uvs/sched"
 	"github.com/uvs-project/uvs/service"
 )
+
+// errNoService is ipvsadm's message, word for word.
+//
+//lint:ignore ST1005 ipvsadm prints it capitalised
+var errNoService = errors.New("No such service")
 
 // connTableSize is what ipvsadm's first line reports as the connection
 // hash table size; IPVS's default is 4096 buckets.
@@ -156,7 +162,7 @@ func (d *Daemon) handle(ctx context.Context, r *control.Request) (*control.Respo
 				return sk != k
 			})
 			if len(svcs) == 0 {
-				return nil, fmt.Errorf("No such service")
+				return nil, errNoService
 			}
 		}
 		return &control.Response{Services: svcs, Info: &control.Info{Version: "1.2.1", ConnSize: connTableSize}}, nil
