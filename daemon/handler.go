@@ -299,14 +299,19 @@ func (d *Daemon) conns(ctx context.Context) ([]control.Conn, error) {
 		c := &cs[i]
 		left := max(0, c.Expires-now) / 1e9
 		ap := func(a [4]byte, p uint16) netip.AddrPort { return netip.AddrPortFrom(netip.AddrFrom4(a), p) }
-		state := c.State.String()
+		state, proto := c.State.String(), protoNames[c.Orig.Proto]
+		dest := ap(c.Reply.Src, c.Reply.SPort)
+		if c.IsTemplate() {
+			// ipvsadm shows persistence templates as protocol IP.
+			state, proto = "NONE", "IP"
+		}
 		out = append(out, control.Conn{
-			Proto:   protoNames[c.Orig.Proto],
+			Proto:   proto,
 			Expire:  uint32(left),
 			State:   state,
 			Source:  ap(c.Orig.Src, c.Orig.SPort),
 			Virtual: ap(c.Orig.Dst, c.Orig.DPort),
-			Dest:    ap(c.Reply.Src, c.Reply.SPort),
+			Dest:    dest,
 		})
 	}
 	return out, nil

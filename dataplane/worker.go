@@ -25,6 +25,9 @@ func monotime() int64 { return int64(time.Since(epoch)) }
 // batch; the whole table is covered every capacity/reapBudget batches.
 const reapBudget = 256
 
+// idleReapBudget is the reaper's slice when a round found no traffic.
+const idleReapBudget = 1 << 16
+
 // schedState is a worker's scheduler for one service. Schedulers keep
 // state (rr position, wrr current weight), so each worker owns its own,
 // kept across snapshots while the service's scheduler does not change.
@@ -133,7 +136,13 @@ func (w *worker) run(ctx context.Context) {
 			p.releaseHeld()
 		}
 		w.stats.rxFrames.add(uint64(n))
-		w.ct.Reap(w.now, reapBudget, w.expire)
+		budget := reapBudget
+		if n == 0 {
+			// Idle: sweep a large slice, so timers fire on time
+			// (a 1M-entry table is covered in ~16 idle rounds).
+			budget = idleReapBudget
+		}
+		w.ct.Reap(w.now, budget, w.expire)
 		select {
 		case fn := <-w.reqs:
 			fn(w)
@@ -153,6 +162,10 @@ func (w *worker) expire(_ uint32, c *conntrack.Conn) {
 		return
 	}
 	cc := w.snap.Dests[c.Dest].Conns
+	if c.IsTemplate() {
+		cc.Persist.Add(-1)
+		return
+	}
 	if c.Inactive() {
 		cc.Inactive.Add(-1)
 	} else {
@@ -323,12 +336,15 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode, ow
 		Dst:   netip.AddrPortFrom(netip.AddrFrom4(tuple.Dst), dport),
 		Now:   w.now,
 	}
-	di := st.s.Schedule(st.dests, &w.sp)
-	if di < 0 {
-		w.drop(dropNoDest)
-		return
+	tpl, destID, ok := w.persist(svc, tuple.Src, tuple.Dst, dport)
+	if !ok {
+		di := st.s.Schedule(st.dests, &w.sp)
+		if di < 0 {
+			w.drop(dropNoDest)
+			return
+		}
+		destID = svc.DestIDs[di]
 	}
-	destID := svc.DestIDs[di]
 	d := &w.snap.Dests[destID]
 	if !d.NextHop.Valid {
 		w.drop(dropNoNextHop)
@@ -363,6 +379,9 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode, ow
 	}
 	// IPVS binds a new connection as inactive (IP_VS_CONN_F_INACTIVE).
 	d.Conns.Inactive.Add(1)
+	if svc.Cfg.Persistent {
+		w.template(id, tpl, svc, destID, tuple.Src, tuple.Dst, dport)
+	}
 	w.svcC[svc.ID].conns.add(1)
 	w.destC[destID].conns.add(1)
 	w.forward(p, buf, ip, mode, id, conntrack.DirOrig, tcpFlags)
@@ -508,4 +527,77 @@ func (w *worker) advance(c *conntrack.Conn, dir conntrack.PacketDir, tcpFlags ui
 		cc.Active.Add(-1)
 		cc.Inactive.Add(1)
 	}
+}
+
+// Persistence, as IPVS's ip_vs_sched_persist: a template entry per
+// (client network, virtual service) remembers the real server; while it
+// lives, new connections from that network go to the same server. The
+// template is an ordinary table entry with protocol 0 (never a packet's),
+// so it costs no separate structure and expires through the same reaper,
+// which keeps it while it controls connections.
+
+// templateProto marks a template's reply tuple: no packet carries it.
+const templateProto = 0xff
+
+func templateKey(svc *service.SvcSnap, client, vaddr [4]byte, vport uint16) conntrack.Tuple {
+	bits := svc.Cfg.Netmask
+	if bits <= 0 || bits > 32 {
+		bits = 32
+	}
+	m := ^uint32(0) << (32 - bits)
+	c := uint32(client[0])<<24 | uint32(client[1])<<16 | uint32(client[2])<<8 | uint32(client[3])
+	c &= m
+	return conntrack.Tuple{Src: [4]byte{byte(c >> 24), byte(c >> 16), byte(c >> 8), byte(c)}, Dst: vaddr, DPort: vport}
+}
+
+// persist looks up the client network's template. It returns the
+// template's ID and destination when one is live and its destination
+// still serves the service; a template whose destination left is dropped
+// (ip_vs_check_template), so the connection is scheduled afresh.
+func (w *worker) persist(svc *service.SvcSnap, client, vaddr [4]byte, vport uint16) (tpl, dest uint32, ok bool) {
+	if !svc.Cfg.Persistent {
+		return 0, 0, false
+	}
+	k := templateKey(svc, client, vaddr, vport)
+	id, _, found := w.ct.Lookup(&k)
+	if !found {
+		return 0, 0, false
+	}
+	t := w.ct.Get(id)
+	if d := &w.snap.Dests[t.Dest]; d.Removed || d.Svc != svc.ID {
+		w.snap.Dests[t.Dest].Conns.Persist.Add(-1)
+		w.ct.Delete(id)
+		return 0, 0, false
+	}
+	return id, t.Dest, true
+}
+
+// template binds connection id to the client network's template,
+// creating the template when persist found none, and re-arms it.
+func (w *worker) template(id, tpl uint32, svc *service.SvcSnap, dest uint32, client, vaddr [4]byte, vport uint16) {
+	timeout := int64(svc.Cfg.Timeout) * int64(time.Second)
+	k := templateKey(svc, client, vaddr, vport)
+	if tid, _, ok := w.ct.Lookup(&k); ok && tid == tpl {
+		w.ct.Get(tid).Expires = w.now + timeout
+		w.ct.Bind(id, tid)
+		return
+	}
+	d := &w.snap.Dests[dest]
+	t := conntrack.Conn{
+		Orig:    k,
+		Reply:   conntrack.Tuple{Src: d.Addr, Dst: k.Src, SPort: d.Port, DPort: uint16(svc.ID), Proto: templateProto},
+		Svc:     svc.ID,
+		Dest:    dest,
+		Flags:   conntrack.FlagTemplate,
+		Timeout: timeout,
+		Expires: w.now + timeout,
+	}
+	tid, err := w.ct.Insert(&t)
+	if err != nil {
+		// A full table keeps the connection, without persistence.
+		w.drop(dropTableFull)
+		return
+	}
+	d.Conns.Persist.Add(1)
+	w.ct.Bind(id, tid)
 }

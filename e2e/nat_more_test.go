@@ -158,11 +158,11 @@ func TestPrivilegedUvsadmLive(t *testing.T) {
 	d.mustAdm("-a", "-t", vip+":8080", "-r", n.topo.RSIPs[0].String()+":80", "-m", "-w", "3")
 	d.mustAdm("-a", "-t", vip+":8080", "-r", n.topo.RSIPs[1].String()+":80", "-m", "-w", "1")
 	got := map[string]int{}
-	for _, w := range curlClose(t, n.topo.Client, fmt.Sprintf("http://%s:8080/", vip), 40) {
+	for _, w := range curlClose(t, n.topo.Client, fmt.Sprintf("http://%s:8080/", vip), 400) {
 		got[w]++
 	}
-	if got["rs1"] != 30 || got["rs2"] != 10 {
-		t.Fatalf("wrr 3:1 split %v, want rs1:30 rs2:10", got)
+	if got["rs1"] != 300 || got["rs2"] != 100 {
+		t.Fatalf("wrr 3:1 split %v, want rs1:300 rs2:100", got)
 	}
 	d.mustAdm("-D", "-t", vip+":8080")
 	if out, err := d.adm("-L", "-n", "-t", vip+":8080"); err == nil {
