@@ -72,8 +72,8 @@ func translate(cfg *config.Config) (*desired, error) {
 			if !rs.Addr.Is4() {
 				return nil, fmt.Errorf("%s: real_server %v: only IPv4 is served", rs.Pos, rs.Addr)
 			}
-			if fwd != service.FwdMasq {
-				return nil, fmt.Errorf("%s: lb_kind %s is not implemented yet (NAT is)", rs.Pos, kind)
+			if err := implemented(fwd); err != nil {
+				return nil, fmt.Errorf("%s: %w", rs.Pos, err)
 			}
 			port := rs.Port
 			if port == 0 {
@@ -180,3 +180,12 @@ func destKey(c service.DestConfig) [6]byte {
 }
 
 var _ = netip.Addr{}
+
+// implemented refuses the forwarding methods the dataplane cannot do yet.
+func implemented(f service.Fwd) error {
+	switch f {
+	case service.FwdMasq, service.FwdRoute:
+		return nil
+	}
+	return fmt.Errorf("forwarding method %v is not implemented yet (Masq and Route are)", f)
+}

@@ -124,8 +124,8 @@ func destConfig(d *control.Dest) (service.DestConfig, error) {
 			return service.DestConfig{}, err
 		}
 	}
-	if fwd != service.FwdMasq {
-		return service.DestConfig{}, fmt.Errorf("forwarding method %v is not implemented yet; use Masq", fwd)
+	if err := implemented(fwd); err != nil {
+		return service.DestConfig{}, err
 	}
 	return service.DestConfig{Addr: d.Addr.As4(), Port: d.Port, Fwd: fwd, Weight: d.Weight, UThreshold: d.UThreshold, LThreshold: d.LThreshold}, nil
 }

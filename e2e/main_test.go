@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = dir
-	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/uvs-project/uvs/cmd/uvsd", "github.com/uvs-project/uvs/cmd/uvsadm").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/uvs-project/uvs/cmd/uvsd", "github.com/uvs-project/uvs/cmd/uvsadm", "github.com/uvs-project/uvs/cmd/uvsrs").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building uvsd and uvsadm: %v\n%s", err, out)
 		os.Exit(1)

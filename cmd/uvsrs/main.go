@@ -1,0 +1,100 @@
+// Command uvsrs prepares a real server for LVS direct routing: it puts the
+// VIPs on the loopback interface and stops the host from answering ARP for
+// them (arp_ignore=1, arp_announce=2), so that only the director does; it
+// undoes all of it when stopped (SIGINT/SIGTERM).
+//
+//	uvsrs --vip 198.18.0.100[,VIP...] --mode dr
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+)
+
+func main() {
+	vips := flag.String("vip", "", "comma-separated virtual IPs served by this real server")
+	mode := flag.String("mode", "dr", "forwarding mode: dr (tun is not implemented yet)")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(*vips, *mode, log); err != nil {
+		fmt.Fprintln(os.Stderr, "uvsrs:", err)
+		os.Exit(1)
+	}
+}
+
+// sysctl is one setting and the value it had, to restore.
+type sysctl struct{ path, old string }
+
+func setSysctl(key, val string) (sysctl, error) {
+	p := filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
+	old, err := os.ReadFile(p)
+	if err != nil {
+		return sysctl{}, fmt.Errorf("sysctl %s: %w", key, err)
+	}
+	if err := os.WriteFile(p, []byte(val), 0o644); err != nil {
+		return sysctl{}, fmt.Errorf("sysctl %s=%s: %w", key, val, err)
+	}
+	return sysctl{p, strings.TrimSpace(string(old))}, nil
+}
+
+func run(vipList, mode string, log *slog.Logger) error {
+	if mode != "dr" {
+		return fmt.Errorf("mode %q: only dr is implemented", mode)
+	}
+	var vips []netip.Addr
+	for _, s := range strings.Split(vipList, ",") {
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil || !a.Is4() {
+			return fmt.Errorf("--vip %q: want IPv4 addresses", s)
+		}
+		vips = append(vips, a)
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	var undo []func()
+	defer func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		log.Info("uvsrs: real server restored")
+	}()
+	for _, key := range []string{"net.ipv4.conf.all.arp_ignore", "net.ipv4.conf.default.arp_ignore"} {
+		s, err := setSysctl(key, "1")
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { _ = os.WriteFile(s.path, []byte(s.old), 0o644) })
+	}
+	for _, key := range []string{"net.ipv4.conf.all.arp_announce", "net.ipv4.conf.default.arp_announce"} {
+		s, err := setSysctl(key, "2")
+		if err != nil {
+			return err
+		}
+		undo = append(undo, func() { _ = os.WriteFile(s.path, []byte(s.old), 0o644) })
+	}
+	for _, v := range vips {
+		addr := &netlink.Addr{IPNet: netlink.NewIPNet(v.AsSlice())}
+		addr.IPNet.Mask = []byte{255, 255, 255, 255}
+		if err := netlink.AddrAdd(lo, addr); err != nil {
+			return fmt.Errorf("add %v to lo: %w", v, err)
+		}
+		undo = append(undo, func() { _ = netlink.AddrDel(lo, addr) })
+	}
+	log.Info("uvsrs: serving", "vips", vips, "mode", mode)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	return nil
+}
