@@ -184,8 +184,8 @@ var _ = netip.Addr{}
 // implemented refuses the forwarding methods the dataplane cannot do yet.
 func implemented(f service.Fwd) error {
 	switch f {
-	case service.FwdMasq, service.FwdRoute:
+	case service.FwdMasq, service.FwdRoute, service.FwdTunnel:
 		return nil
 	}
-	return fmt.Errorf("forwarding method %v is not implemented yet (Masq and Route are)", f)
+	return fmt.Errorf("forwarding method %v is not implemented yet (Masq, Route and Tunnel are)", f)
 }

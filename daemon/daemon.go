@@ -162,7 +162,7 @@ func (d *Daemon) interfaces() ([]dataplane.Iface, error) {
 			return nil, fmt.Errorf("interface %s serving %v has no Ethernet address", h.IfName, a)
 		}
 		copy(mac[:], h.IfMAC)
-		out = append(out, dataplane.Iface{Index: h.Ifindex, Name: h.IfName, MAC: mac})
+		out = append(out, dataplane.Iface{Index: h.Ifindex, Name: h.IfName, MAC: mac, MTU: h.IfMTU})
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no virtual service or owned address: nothing to serve")
@@ -201,6 +201,9 @@ func (d *Daemon) resolveAll(ctx context.Context) bool {
 			var nh service.NextHop
 			nh.Ifindex = int32(h.Ifindex)
 			copy(nh.MAC[:], h.MAC)
+			if h.Src.Is4() {
+				nh.Src = h.Src.As4()
+			}
 			nh.Valid = true
 			d.model.SetNextHop(a, nh)
 		}(dd.Addr)

@@ -22,6 +22,7 @@ type Iface struct {
 	Index int
 	Name  string
 	MAC   [6]byte
+	MTU   int
 }
 
 // Config sizes the engine.
@@ -83,6 +84,12 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 				fo = &Fanout{ID: base + uint16(ii), Mode: unix.PACKET_FANOUT_CBPF}
 			}
 			p, err := openPort(ifc.Index, ifc.MAC, cfg.Ring, cfg.Batch, fo)
+			if p != nil {
+				p.mtu = ifc.MTU
+				if p.mtu == 0 {
+					p.mtu = 1500
+				}
+			}
 			if err != nil {
 				e.Close()
 				return nil, fmt.Errorf("worker %d, interface %s: %w", wi, ifc.Name, err)

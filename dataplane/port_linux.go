@@ -39,6 +39,7 @@ type port struct {
 	fd      int
 	ifindex int
 	mac     [6]byte
+	mtu     int
 
 	ring           []byte
 	frameSize      int

@@ -51,13 +51,14 @@ const (
 	dropICMPNoConn                     // ICMP error quoting no known connection
 	dropUnknownProto                   // IP protocol uvs does not serve, to a VIP
 	dropTx                             // the kernel refused the frame on transmit
+	dropTooBig                         // larger than the tunnel's MTU (answered with frag-needed when DF)
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	"truncated", "vlan", "bad_ipv4", "ip_options", "fragment", "bad_l4", "no_conn", "no_service",
 	"no_dest", "table_full", "tuple_clash", "no_nexthop", "ttl_expired", "icmp_no_conn",
-	"unknown_proto", "tx",
+	"unknown_proto", "tx", "too_big",
 }
 
 func (r dropReason) String() string {
@@ -74,6 +75,7 @@ type workerStats struct {
 	// than the one the steering program names for them: always 0 when
 	// steering works.
 	misdirected counter
+	fragNeeded  counter
 	drops       [numDropReasons]counter
 	// by service ID and destination ID; replaced (grown) by the worker
 	// when a snapshot brings new IDs.

@@ -62,6 +62,16 @@ type worker struct {
 	now      int64
 	nworkers int
 	sp       sched.Packet
+
+	// head is the current frame with its headroom (nil in tests).
+	head []byte
+	// TUN mode's segmentation state.
+	arena      arena
+	segScratch []byte
+	tunQ       *port
+	tunConn    *conntrack.Conn
+	tunSrc     [4]byte
+	ipID       uint16
 }
 
 func (w *worker) portByIf(ifindex int32) *port {
@@ -135,6 +145,7 @@ func (w *worker) run(ctx context.Context) {
 		for _, p := range w.ports {
 			p.releaseHeld()
 		}
+		w.arena.n = 0
 		w.stats.rxFrames.add(uint64(n))
 		budget := reapBudget
 		if n == 0 {
@@ -183,6 +194,7 @@ func (w *worker) handle(p *port, f rxFrame) {
 		return
 	}
 	frame := f.buf[vnetHdrLen:]
+	w.head = f.head
 	eth := header.Ethernet(frame)
 	if eth.Dst() != p.mac && eth.Type() != header.EtherTypeARP {
 		// Not addressed to us: another host's unicast, or multicast
@@ -471,7 +483,7 @@ func (w *worker) out(eth header.Ethernet, buf []byte, ifindex int32, mac [6]byte
 }
 
 // forward rewrites a packet of a tracked connection and queues it.
-func (w *worker) forward(_ *port, buf []byte, ip header.IPv4, mode modes.CsumMode, id uint32, dir conntrack.Dir, tcpFlags uint8) {
+func (w *worker) forward(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode, id uint32, dir conntrack.Dir, tcpFlags uint8) {
 	c := w.ct.Get(id)
 	eth := header.Ethernet(buf[vnetHdrLen:])
 	n := uint64(ip.TotalLength())
@@ -482,6 +494,14 @@ func (w *worker) forward(_ *port, buf []byte, ip header.IPv4, mode modes.CsumMod
 		case service.FwdRoute:
 			// DR: the IP packet goes on untouched; only the MACs
 			// change.
+		case service.FwdTunnel:
+			w.svcC[c.Svc].inPkts.add(1)
+			w.svcC[c.Svc].inBytes.add(n)
+			w.destC[c.Dest].inPkts.add(1)
+			w.destC[c.Dest].inBytes.add(n)
+			w.advance(c, pdir, tcpFlags)
+			w.tunnel(p, buf, ip, c)
+			return
 		case service.FwdFullNat:
 			modes.RewriteDst(ip, mode, c.Reply.Src, c.Reply.SPort)
 			modes.RewriteSrc(ip, mode, c.Reply.Dst, c.Reply.DPort)

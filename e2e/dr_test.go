@@ -11,16 +11,17 @@ import (
 	"github.com/uvs-project/uvs/lab"
 )
 
-// TestPrivilegedDR: a one-armed director in direct-routing mode. The real
-// servers hold the VIP on lo (set up by uvsrs) and answer the client
-// directly; uvsd only rewrites MACs, and no reply passes through it.
-func TestPrivilegedDR(t *testing.T) {
-	l := lab.NewT(t)
+// oneArm builds a flat lab: client, director and two real servers on one
+// bridge, each real server prepared by uvsrs in the given mode and running
+// nginx and a UDP echo on 5353.
+func oneArm(t *testing.T, mode string) (l *lab.Lab, client, dir *lab.NS, rss []*lab.NS) {
+	t.Helper()
+	l = lab.NewT(t)
 	client, err := l.NS("client")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := l.NS("director")
+	dir, err = l.NS("director")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,6 @@ func TestPrivilegedDR(t *testing.T) {
 	must(dir.Addr("d0", "198.18.0.2/24"))
 	must(dir.Sysctl("net.ipv4.ip_forward", "0"))
 	ports := []string{"sc", "sd"}
-	var rss []*lab.NS
 	for i := 1; i <= 2; i++ {
 		rs, err := l.NS(fmt.Sprintf("rs%d", i))
 		must(err)
@@ -48,17 +48,19 @@ func TestPrivilegedDR(t *testing.T) {
 		must(l.Veth(rs, "eth0", sw, sp))
 		must(rs.Addr("eth0", fmt.Sprintf("198.18.0.%d/24", 10+i)))
 		ports = append(ports, sp)
-		if _, err := rs.Start(filepath.Join(bin, "uvsrs"), "--vip", "198.18.0.100", "--mode", "dr"); err != nil {
+		if _, err := rs.Start(filepath.Join(bin, "uvsrs"), "--vip", "198.18.0.100", "--mode", mode); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := rs.StartNginx(l.Dir(rs.Short()), fmt.Sprintf("rs%d", i)); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := rs.StartUDPEcho(5353); err != nil {
+			t.Fatal(err)
+		}
 		rss = append(rss, rs)
 	}
 	must(sw.Bridge("br0", ports...))
-	// uvsrs has put the VIP on lo once the real server stops answering
-	// ARP for it; wait for the address.
+	// uvsrs puts the VIP on lo once the host stops answering ARP for it.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, rs := range rss {
@@ -67,6 +69,14 @@ func TestPrivilegedDR(t *testing.T) {
 			return err
 		}))
 	}
+	return l, client, dir, rss
+}
+
+// TestPrivilegedDR: a one-armed director in direct-routing mode. The real
+// servers hold the VIP on lo (set up by uvsrs) and answer the client
+// directly; uvsd only rewrites MACs, and no reply passes through it.
+func TestPrivilegedDR(t *testing.T) {
+	l, client, dir, _ := oneArm(t, "dr")
 	conf := `virtual_server 198.18.0.100 80 {
     lb_algo rr
     lb_kind DR

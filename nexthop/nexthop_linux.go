@@ -16,7 +16,9 @@ type Hop struct {
 	Ifindex int
 	IfName  string
 	IfMAC   net.HardwareAddr
+	IfMTU   int
 	Gateway netip.Addr // the address whose MAC was resolved (dst itself when on-link)
+	Src     netip.Addr // the route's preferred source: the director's address towards dst
 	MAC     net.HardwareAddr
 }
 
@@ -39,7 +41,10 @@ func Route(dst netip.Addr) (Hop, error) {
 	if err != nil {
 		return Hop{}, fmt.Errorf("route to %v: link %d: %w", dst, r.LinkIndex, err)
 	}
-	h := Hop{Ifindex: r.LinkIndex, IfName: link.Attrs().Name, IfMAC: link.Attrs().HardwareAddr, Gateway: dst}
+	h := Hop{Ifindex: r.LinkIndex, IfName: link.Attrs().Name, IfMAC: link.Attrs().HardwareAddr, IfMTU: link.Attrs().MTU, Gateway: dst}
+	if src, ok := netip.AddrFromSlice(r.Src); ok {
+		h.Src = src.Unmap()
+	}
 	if gw, ok := netip.AddrFromSlice(r.Gw); ok && gw.IsValid() && !gw.IsUnspecified() {
 		h.Gateway = gw.Unmap()
 	}

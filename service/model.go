@@ -86,7 +86,10 @@ type DestConfig struct {
 type NextHop struct {
 	Ifindex int32
 	MAC     [6]byte
-	Valid   bool
+	// Src is the director's own address on that interface, the outer
+	// source of TUN mode's IPIP header.
+	Src   [4]byte
+	Valid bool
 }
 
 // Dest is a real server as the model holds it.

@@ -1,9 +1,12 @@
-// Command uvsrs prepares a real server for LVS direct routing: it puts the
-// VIPs on the loopback interface and stops the host from answering ARP for
-// them (arp_ignore=1, arp_announce=2), so that only the director does; it
-// undoes all of it when stopped (SIGINT/SIGTERM).
+// Command uvsrs prepares a real server for LVS direct routing or
+// tunnelling: it puts the VIPs on the loopback interface and stops the
+// host from answering ARP for them (arp_ignore=1, arp_announce=2), so that
+// only the director does. In tun mode it also decapsulates IPIP in
+// userspace, for hosts without the ipip module: an AF_PACKET socket takes
+// the tunnelled packets and a TUN device hands the inner packets to the
+// local stack. It undoes all of it when stopped (SIGINT/SIGTERM).
 //
-//	uvsrs --vip 198.18.0.100[,VIP...] --mode dr
+//	uvsrs --vip 198.18.0.100[,VIP...] --mode dr|tun
 package main
 
 import (
@@ -23,7 +26,7 @@ import (
 
 func main() {
 	vips := flag.String("vip", "", "comma-separated virtual IPs served by this real server")
-	mode := flag.String("mode", "dr", "forwarding mode: dr (tun is not implemented yet)")
+	mode := flag.String("mode", "dr", "forwarding mode: dr or tun")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(*vips, *mode, log); err != nil {
@@ -48,8 +51,8 @@ func setSysctl(key, val string) (sysctl, error) {
 }
 
 func run(vipList, mode string, log *slog.Logger) error {
-	if mode != "dr" {
-		return fmt.Errorf("mode %q: only dr is implemented", mode)
+	if mode != "dr" && mode != "tun" {
+		return fmt.Errorf("mode %q: want dr or tun", mode)
 	}
 	var vips []netip.Addr
 	for _, s := range strings.Split(vipList, ",") {
@@ -92,9 +95,27 @@ func run(vipList, mode string, log *slog.Logger) error {
 		}
 		undo = append(undo, func() { _ = netlink.AddrDel(lo, addr) })
 	}
-	log.Info("uvsrs: serving", "vips", vips, "mode", mode)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if mode == "tun" {
+		// The inner packets come from the client but arrive on the TUN
+		// device: reverse-path filtering would drop them.
+		for _, key := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"} {
+			s, err := setSysctl(key, "0")
+			if err != nil {
+				return err
+			}
+			undo = append(undo, func() { _ = os.WriteFile(s.path, []byte(s.old), 0o644) })
+		}
+		d, err := newDecap(log)
+		if err != nil {
+			return err
+		}
+		undo = append(undo, d.close)
+		log.Info("uvsrs: serving", "vips", vips, "mode", mode, "tun", d.name)
+		return d.run(ctx)
+	}
+	log.Info("uvsrs: serving", "vips", vips, "mode", mode)
 	<-ctx.Done()
 	return nil
 }
