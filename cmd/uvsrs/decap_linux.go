@@ -130,4 +130,3 @@ func (d *decap) run(ctx context.Context) error {
 		n++
 	}
 }
-
