@@ -55,7 +55,10 @@ type Config struct {
 	VRRPInstances       []VRRPInstance
 	VRRPSyncGroups      []VRRPSyncGroup
 	StaticIPAddresses   []IPAddress
-	Warnings            []Diag
+	// LocalAddressGroups are FULLNAT's local address pools
+	// (local_address_group NAME { addr ... }, the LVS-FULLNAT syntax).
+	LocalAddressGroups map[string][]netip.Addr
+	Warnings           []Diag
 }
 
 // Global is global_defs, with keepalived's defaults filled in.
@@ -118,6 +121,9 @@ type VirtualServer struct {
 	LBAlgo   string // lb_algo or lvs_sched, default wlc as keepalived
 	LBKind   string // lb_kind or lvs_method: NAT (default), DR, TUN or FNAT (FULLNAT accepted)
 	Tunnel   Tunnel // TUN's type, when lb_kind is TUN
+	// LAddrGroup names the local_address_group FULLNAT connections take
+	// their source addresses from (laddr_group_name).
+	LAddrGroup string
 
 	SchedFlags []string // flag-1, flag-2, flag-3, sh-port, sh-fallback, mh-port, mh-fallback, ops
 

@@ -42,6 +42,8 @@ func (p *parser) top() {
 			if p.needBlock(s) {
 				p.ipAddresses(s, &p.cfg.StaticIPAddresses)
 			}
+		case "local_address_group":
+			p.localAddressGroup(s)
 		default:
 			if p.misplaced(s) {
 				return
@@ -323,4 +325,30 @@ func (p *parser) addrWord(s stmt, n int, where string) netip.Addr {
 		return netip.Addr{}
 	}
 	return ip.Unmap()
+}
+
+// localAddressGroup reads local_address_group NAME { addr ... }: the
+// addresses FULLNAT connections leave from.
+func (p *parser) localAddressGroup(open stmt) {
+	name := p.str(open, 1)
+	if p.err != nil || !p.needBlock(open) {
+		return
+	}
+	if p.cfg.LocalAddressGroups == nil {
+		p.cfg.LocalAddressGroups = map[string][]netip.Addr{}
+	}
+	if _, dup := p.cfg.LocalAddressGroups[name]; dup {
+		p.fail(open.pos, "local_address_group %s: defined twice", name)
+		return
+	}
+	var addrs []netip.Addr
+	p.entries(open, func(s stmt) {
+		a, err := netip.ParseAddr(s.words[0])
+		if err != nil || !a.Is4() {
+			p.fail(s.pos, "local_address_group %s: bad address %q", name, s.words[0])
+			return
+		}
+		addrs = append(addrs, a)
+	})
+	p.cfg.LocalAddressGroups[name] = addrs
 }

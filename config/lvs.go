@@ -21,7 +21,7 @@ var schedFlags = map[string]bool{
 
 // vsUnsupported are virtual_server keywords uvs does not implement.
 var vsUnsupported = map[string]bool{
-	"snmp_name": true, "nat_mask": true, "syn_proxy": true, "laddr_group_name": true,
+	"snmp_name": true, "nat_mask": true, "syn_proxy": true,
 	"vip_bind_dev": true,
 }
 
@@ -176,6 +176,8 @@ func (p *parser) virtualServer(open stmt) {
 			} else {
 				vs.SorryServer.LBKind, vs.SorryServer.Tunnel = k, t
 			}
+		case "laddr_group_name":
+			vs.LAddrGroup = p.str(s, 1)
 		case "hashed":
 			p.warn(s.pos, "virtual_server: hashed is obsolete, ignored")
 		case "smtp_alert":

@@ -184,6 +184,12 @@ func (p *parser) validate() {
 }
 
 func (p *parser) validateVS(vs *VirtualServer) {
+	if vs.LAddrGroup != "" {
+		if _, ok := p.cfg.LocalAddressGroups[vs.LAddrGroup]; !ok {
+			p.fail(vs.Pos, "laddr_group_name %s: no local_address_group %s", vs.LAddrGroup, vs.LAddrGroup)
+			return
+		}
+	}
 	var g VirtualServerGroup
 	if vs.Group != "" {
 		var ok bool

@@ -14,6 +14,7 @@ import (
 // desired is what a configuration asks for, in model terms.
 type desired struct {
 	svcs     []service.ServiceConfig
+	lips     map[service.Key][][4]byte
 	dests    map[service.Key][]service.DestConfig
 	owned    [][4]byte
 	timeouts service.Timeouts
@@ -36,7 +37,7 @@ func lbKind(kind string) (service.Fwd, error) {
 // translate turns a parsed keepalived.conf into model terms, with the
 // position of whatever it refuses.
 func translate(cfg *config.Config) (*desired, error) {
-	d := &desired{dests: map[service.Key][]service.DestConfig{}, timeouts: service.DefaultTimeouts}
+	d := &desired{dests: map[service.Key][]service.DestConfig{}, lips: map[service.Key][][4]byte{}, timeouts: service.DefaultTimeouts}
 	t := cfg.Global.LVSTimeouts
 	if t.TCP != 0 {
 		d.timeouts.TCP = t.TCP
@@ -60,6 +61,9 @@ func translate(cfg *config.Config) (*desired, error) {
 			return nil, fmt.Errorf("%s: virtual_server: %w", where, err)
 		}
 		d.svcs = append(d.svcs, sc)
+		for _, a := range cfg.LocalAddressGroups[vs.LAddrGroup] {
+			d.lips[sc.Key] = append(d.lips[sc.Key], a.As4())
+		}
 		for _, rs := range vs.RealServers {
 			kind := vs.LBKind
 			if rs.LBKind != "" {
@@ -74,6 +78,9 @@ func translate(cfg *config.Config) (*desired, error) {
 			}
 			if err := implemented(fwd); err != nil {
 				return nil, fmt.Errorf("%s: %w", rs.Pos, err)
+			}
+			if fwd == service.FwdFullNat && len(d.lips[sc.Key]) == 0 {
+				return nil, fmt.Errorf("%s: lb_kind FNAT needs local addresses: laddr_group_name with a local_address_group", vs.Pos)
 			}
 			port := rs.Port
 			if port == 0 {
@@ -107,6 +114,9 @@ func Apply(cfg *config.Config, m *service.Model) error {
 	m.SetOwned(d.owned)
 	for _, sc := range d.svcs {
 		if err := m.AddService(sc); err != nil {
+			return err
+		}
+		if err := m.SetLocalAddrs(sc.Key, d.lips[sc.Key]); err != nil {
 			return err
 		}
 		for _, dc := range d.dests[sc.Key] {
@@ -150,6 +160,7 @@ func Sync(cfg *config.Config, m *service.Model) error {
 		case old.Cfg != sc:
 			errs = append(errs, m.EditService(sc))
 		}
+		errs = append(errs, m.SetLocalAddrs(sc.Key, d.lips[sc.Key]))
 		cur := map[[6]byte]service.DestConfig{}
 		if ok {
 			for _, id := range old.Dests {
@@ -184,8 +195,8 @@ var _ = netip.Addr{}
 // implemented refuses the forwarding methods the dataplane cannot do yet.
 func implemented(f service.Fwd) error {
 	switch f {
-	case service.FwdMasq, service.FwdRoute, service.FwdTunnel:
+	case service.FwdMasq, service.FwdRoute, service.FwdTunnel, service.FwdFullNat:
 		return nil
 	}
-	return fmt.Errorf("forwarding method %v is not implemented yet (Masq, Route and Tunnel are)", f)
+	return fmt.Errorf("forwarding method %v is not implemented", f)
 }

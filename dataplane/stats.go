@@ -52,13 +52,14 @@ const (
 	dropUnknownProto                   // IP protocol uvs does not serve, to a VIP
 	dropTx                             // the kernel refused the frame on transmit
 	dropTooBig                         // larger than the tunnel's MTU (answered with frag-needed when DF)
+	dropNoLocalPort                    // FULLNAT: no free local port (or no local address)
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	"truncated", "vlan", "bad_ipv4", "ip_options", "fragment", "bad_l4", "no_conn", "no_service",
 	"no_dest", "table_full", "tuple_clash", "no_nexthop", "ttl_expired", "icmp_no_conn",
-	"unknown_proto", "tx", "too_big",
+	"unknown_proto", "tx", "too_big", "no_local_port",
 }
 
 func (r dropReason) String() string {

@@ -72,6 +72,9 @@ type worker struct {
 	tunConn    *conntrack.Conn
 	tunSrc     [4]byte
 	ipID       uint16
+	// FULLNAT local endpoint cursors.
+	lipNext   int
+	lportNext uint16
 }
 
 func (w *worker) portByIf(ifindex int32) *port {
@@ -315,8 +318,11 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode, ow
 		w.stats.misdirected.add(1)
 	}
 	if id, dir, ok := w.ct.Lookup(&tuple); ok {
-		w.forward(p, buf, ip, mode, id, dir, tcpFlags)
-		return
+		if !(dir == conntrack.DirOrig && w.reuse(id, proto, tcpFlags)) {
+			w.forward(p, buf, ip, mode, id, dir, tcpFlags)
+			return
+		}
+		// The old connection is gone: schedule this SYN afresh.
 	}
 	si, ok := w.snap.Lookup(proto, tuple.Dst, dport)
 	if !ok {
@@ -373,6 +379,14 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode, ow
 		ClientIf:  int32(p.ifindex),
 		DestMAC:   d.NextHop.MAC,
 		DestIf:    d.NextHop.Ifindex,
+	}
+	if d.Fwd == service.FwdFullNat {
+		lip, lport, ok := w.localPort(svc, d, proto)
+		if !ok {
+			w.drop(dropNoLocalPort)
+			return
+		}
+		c.Reply.Dst, c.Reply.DPort = lip, lport
 	}
 	if d.Fwd == service.FwdRoute || d.Fwd == service.FwdTunnel {
 		// The server answers the client directly: the director sees
@@ -620,4 +634,65 @@ func (w *worker) template(id, tpl uint32, svc *service.SvcSnap, dest uint32, cli
 	}
 	d.Conns.Persist.Add(1)
 	w.ct.Bind(id, tid)
+}
+
+// FULLNAT local ports. A connection's replies come back to LIP:lport, and
+// the steering program hashes that endpoint, so a worker only takes ports
+// that hash to itself. A port is free when no tracked connection uses the
+// same reply tuple: a port stays taken until its connection leaves the
+// table (after TIME_WAIT), and the same LIP:lport serves different real
+// servers at once, as the tuples differ.
+
+const (
+	lportMin = 1024
+	// lportTries bounds the search per local address: with N workers
+	// one candidate in N hashes to this one, so this finds a port unless
+	// nearly all are in use towards this server; then the connection is
+	// refused and counted, never given a port in use.
+	lportTries = 4096
+)
+
+func (w *worker) localPort(svc *service.SvcSnap, d *service.DestSnap, proto uint8) (lip [4]byte, lport uint16, ok bool) {
+	if len(svc.LocalAddrs) == 0 {
+		return lip, 0, false
+	}
+	for range len(svc.LocalAddrs) {
+		w.lipNext = (w.lipNext + 1) % len(svc.LocalAddrs)
+		lip = svc.LocalAddrs[w.lipNext]
+		lipv := uint32(lip[0])<<24 | uint32(lip[1])<<16 | uint32(lip[2])<<8 | uint32(lip[3])
+		for range lportTries {
+			w.lportNext++
+			if w.lportNext < lportMin {
+				w.lportNext = lportMin
+			}
+			port := w.lportNext
+			if w.nworkers > 1 && int(steerKeyOf(lipv, port)%uint32(w.nworkers)) != w.id {
+				continue
+			}
+			k := conntrack.Tuple{Src: d.Addr, Dst: lip, SPort: d.Port, DPort: port, Proto: proto}
+			if _, _, taken := w.ct.Lookup(&k); !taken {
+				return lip, port, true
+			}
+		}
+	}
+	return lip, 0, false
+}
+
+// reuse implements IPVS's conn_reuse_mode 1: a SYN from the client for a
+// connection that is closing (TIME_WAIT or CLOSE) and not controlled by a
+// persistence template opens a new connection, which may go to another
+// server; the old entry is expired at once. Clients that reuse ports
+// quickly (the server closed first, so the client holds no TIME_WAIT)
+// would otherwise be glued to old connections.
+func (w *worker) reuse(id uint32, proto uint8, tcpFlags uint8) bool {
+	if proto != header.ProtoTCP || tcpFlags&(header.TCPFlagSyn|header.TCPFlagAck) != header.TCPFlagSyn {
+		return false
+	}
+	c := w.ct.Get(id)
+	if c.Control != 0 || (c.State != conntrack.StateTimeWait && c.State != conntrack.StateClose) {
+		return false
+	}
+	w.expire(id, c)
+	w.ct.Delete(id)
+	return true
 }

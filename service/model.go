@@ -108,6 +108,8 @@ type Service struct {
 	ID    uint32
 	Cfg   ServiceConfig
 	Dests []uint32 // destination IDs, in IPVS list order
+	// LocalAddrs are FULLNAT's local addresses (owned by uvs).
+	LocalAddrs [][4]byte
 }
 
 // Errors callers test for.
@@ -326,6 +328,20 @@ func (m *Model) DelDest(k Key, addr [4]byte, port uint16) error {
 	return nil
 }
 
+// SetLocalAddrs sets the FULLNAT local addresses of a service; uvs owns
+// them (answers ARP for them) from then on.
+func (m *Model) SetLocalAddrs(k Key, addrs [][4]byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, s := m.findLocked(k)
+	if s == nil {
+		return fmt.Errorf("local addresses of %v: service %w", k, ErrNotFound)
+	}
+	s.LocalAddrs = slices.Clone(addrs)
+	m.publishLocked()
+	return nil
+}
+
 // SetOwned replaces the set of extra addresses uvs owns besides the VIPs
 // (floating gateways, FULLNAT local addresses): uvs answers ARP for them.
 func (m *Model) SetOwned(addrs [][4]byte) {
@@ -374,6 +390,7 @@ func (m *Model) Services() ([]Service, []Dest) {
 	for i, s := range m.services {
 		svcs[i] = *s
 		svcs[i].Dests = slices.Clone(s.Dests)
+		svcs[i].LocalAddrs = slices.Clone(s.LocalAddrs)
 	}
 	dests := make([]Dest, len(m.dests))
 	for i, d := range m.dests {

@@ -30,6 +30,7 @@ type SvcSnap struct {
 	Dests      []sched.Dest // in IPVS list order, as the scheduler sees them
 	DestIDs    []uint32     // parallel to Dests
 	SchedFlags sched.Flags
+	LocalAddrs [][4]byte // FULLNAT local addresses
 }
 
 // DestSnap is one destination in a snapshot.
@@ -74,7 +75,10 @@ func (m *Model) publishLocked() {
 			NextHop: m.nexthops[d.Cfg.Addr], Conns: d.Conns, Removed: d.Removed}
 	}
 	for _, svc := range m.services {
-		ss := SvcSnap{ID: svc.ID, Cfg: svc.Cfg, SchedFlags: svc.Cfg.SchedFlags}
+		ss := SvcSnap{ID: svc.ID, Cfg: svc.Cfg, SchedFlags: svc.Cfg.SchedFlags, LocalAddrs: svc.LocalAddrs}
+		for _, a := range svc.LocalAddrs {
+			s.Owned[a] = true
+		}
 		for _, id := range svc.Dests {
 			d := m.dests[id]
 			ss.Dests = append(ss.Dests, sched.Dest{
