@@ -93,3 +93,19 @@ func FragNeeded(out, frame []byte, src [4]byte, mtu uint16) []byte {
 	m.SetChecksum(m.CalculateChecksum())
 	return out
 }
+
+// DecapIPIP returns the inner IPv4 packet of an IPIP packet (outer IPv4
+// header first), or ok=false when pkt is not a well-formed IPIP packet
+// whose inner packet is IPv4 and fits. It is what a real server without
+// the ipip module runs on each tunnelled packet (cmd/uvsrs).
+func DecapIPIP(pkt []byte) (inner []byte, ok bool) {
+	outer := header.IPv4(pkt)
+	if len(pkt) < header.IPv4MinimumSize || !outer.IsValid(len(pkt)) || outer.Protocol() != header.ProtoIPIP || outer.IsFragment() {
+		return nil, false
+	}
+	in := header.IPv4(outer.Payload())
+	if len(in) < header.IPv4MinimumSize || !in.IsValid(len(in)) {
+		return nil, false
+	}
+	return in[:in.TotalLength()], true
+}

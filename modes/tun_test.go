@@ -102,3 +102,41 @@ func TestFragNeeded(t *testing.T) {
 		t.Error("wrote past a small buffer")
 	}
 }
+
+func TestDecapIPIP(t *testing.T) {
+	frame := tcp4(t, netip.MustParseAddrPort("198.18.0.1:40000"), netip.MustParseAddrPort("198.18.0.100:80"), header.TCPFlagAck, payload(300))
+	head := make([]byte, 32+header.VirtioNetHdrSize+len(frame))
+	copy(head[32+header.VirtioNetHdrSize:], frame)
+	enc := EncapIPIP(head, 32, [4]byte{198, 19, 0, 1}, [4]byte{198, 19, 0, 11}, 1)
+	outer := enc[header.VirtioNetHdrSize+header.EthernetMinimumSize:]
+	inner, ok := DecapIPIP(outer)
+	if !ok || !bytes.Equal(inner, frame[14:]) {
+		t.Fatalf("DecapIPIP: ok=%v, inner differs", ok)
+	}
+	if _, ok := DecapIPIP(frame[14:]); ok {
+		t.Error("accepted a plain TCP packet")
+	}
+	if _, ok := DecapIPIP(outer[:30]); ok {
+		t.Error("accepted a truncated tunnel packet")
+	}
+}
+
+// FuzzDecapIPIP: never panics, and what it returns is a valid IPv4
+// packet inside the input.
+func FuzzDecapIPIP(f *testing.F) {
+	frame := tcp4(f, netip.MustParseAddrPort("198.18.0.1:40000"), netip.MustParseAddrPort("198.18.0.100:80"), header.TCPFlagAck, payload(40))
+	head := make([]byte, 32+header.VirtioNetHdrSize+len(frame))
+	copy(head[32+header.VirtioNetHdrSize:], frame)
+	enc := EncapIPIP(head, 32, [4]byte{1, 2, 3, 4}, [4]byte{5, 6, 7, 8}, 1)
+	f.Add(bytes.Clone(enc[header.VirtioNetHdrSize+header.EthernetMinimumSize:]))
+	f.Add(frame[14:])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		inner, ok := DecapIPIP(b)
+		if !ok {
+			return
+		}
+		if !header.IPv4(inner).IsValid(len(inner)) || len(inner) > len(b)-header.IPv4MinimumSize {
+			t.Fatalf("returned an invalid inner packet")
+		}
+	})
+}

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/uvs-project/uvs/modes"
 	"golang.org/x/sys/unix"
 )
 
@@ -114,15 +116,10 @@ func (d *decap) run(ctx context.Context) error {
 		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
 			continue
 		}
-		pkt := buf[:k]
-		if len(pkt) < 20 || pkt[0]>>4 != 4 || pkt[9] != 4 {
+		inner, ok := modes.DecapIPIP(buf[:k])
+		if !ok {
 			continue
 		}
-		ihl := int(pkt[0]&0xf) * 4
-		if ihl < 20 || len(pkt) < ihl+20 {
-			continue
-		}
-		inner := pkt[ihl:]
 		if _, err := d.tun.Write(inner); err != nil {
 			d.log.Warn("uvsrs: tun write", "err", err)
 			continue
