@@ -150,13 +150,7 @@ func (w *worker) run(ctx context.Context) {
 		}
 		w.arena.n = 0
 		w.stats.rxFrames.add(uint64(n))
-		budget := reapBudget
-		if n == 0 {
-			// Idle: sweep a large slice, so timers fire on time
-			// (a 1M-entry table is covered in ~16 idle rounds).
-			budget = idleReapBudget
-		}
-		w.ct.Reap(w.now, budget, w.expire)
+		w.ct.Reap(w.now, reapBudget, w.expire)
 		select {
 		case fn := <-w.reqs:
 			fn(w)
@@ -164,8 +158,14 @@ func (w *worker) run(ctx context.Context) {
 		}
 		if n == 0 {
 			// Wake at least every 20 ms for the reaper, snapshots and
-			// requests. EINTR is harmless.
-			_, _ = unix.Poll(w.pfds, 20)
+			// requests. EINTR is harmless. Only a poll that saw no
+			// traffic for its whole timeout earns the large sweep:
+			// sweeping whenever the ring is momentarily empty would
+			// put a millisecond in front of every packet of a
+			// moderate load.
+			if k, _ := unix.Poll(w.pfds, 20); k == 0 {
+				w.ct.Reap(monotime(), idleReapBudget, w.expire)
+			}
 		}
 	}
 }
