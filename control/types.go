@@ -94,6 +94,7 @@ const (
 	OpZero       = "zero" // -Z, Service selects one when set
 	OpSetTimeout = "set-timeout"
 	OpGetTimeout = "get-timeout"
+	OpReload     = "reload" // re-read the configuration file (uvsd reload, like SIGHUP)
 )
 
 // Request is one uvsadm request: a JSON object on its own line.

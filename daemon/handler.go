@@ -224,6 +224,11 @@ func (d *Daemon) handle(ctx context.Context, r *control.Request) (*control.Respo
 		}
 		m.SetTimeouts(service.Timeouts{TCP: r.Timeouts.TCP, TCPFin: r.Timeouts.TCPFin, UDP: r.Timeouts.UDP})
 		return &control.Response{}, nil
+	case control.OpReload:
+		if err := d.Reload(); err != nil {
+			return nil, fmt.Errorf("reload refused, configuration unchanged: %w", err)
+		}
+		return &control.Response{}, nil
 	case control.OpGetTimeout:
 		t := m.Snapshot().Timeouts
 		return &control.Response{Timeouts: &control.Timeouts{TCP: t.TCP, TCPFin: t.TCPFin, UDP: t.UDP}}, nil

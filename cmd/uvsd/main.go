@@ -3,6 +3,7 @@
 //
 //	uvsd -f /etc/keepalived/keepalived.conf [--control /run/uvs/uvsd.sock]
 //	uvsd --check -f FILE
+//	uvsd reload [--control PATH]   (like SIGHUP: apply the config file's changes)
 package main
 
 import (
@@ -28,6 +29,9 @@ func main() {
 		metrics = flag.String("metrics", "", "serve Prometheus metrics on `addr` (host:port); off by default")
 	)
 	flag.StringVar(file, "use-file", *file, "same as -f")
+	if len(os.Args) > 1 && os.Args[1] == "reload" {
+		os.Exit(reload(os.Args[2:]))
+	}
 	flag.Parse()
 
 	lvl := slog.LevelInfo
@@ -62,4 +66,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "uvsd:", err)
 		os.Exit(1)
 	}
+}
+
+// reload asks a running uvsd to re-read its configuration.
+func reload(args []string) int {
+	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
+	ctl := fs.String("control", control.DefaultPath, "control socket `path`")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c, err := control.Dial(*ctl)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "uvsd reload:", err)
+		return 1
+	}
+	defer c.Close()
+	if _, err := c.Do(&control.Request{Op: control.OpReload}); err != nil {
+		fmt.Fprintln(os.Stderr, "uvsd reload:", err)
+		return 1
+	}
+	fmt.Println("configuration reloaded")
+	return 0
 }

@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uvs-project/uvs/lab"
+)
+
+// TestPrivilegedReload: `uvsd reload` applies only the difference and
+// keeps established connections (a download running across it completes
+// intact, even from a server the new config removes); a broken config
+// changes nothing and says why.
+func TestPrivilegedReload(t *testing.T) {
+	n := newNATLab(t, lab.NATOptions{})
+	d := startUVSD(t, n.l, n.topo.Director, n.conf(""), "--workers", "1")
+	cfg := filepath.Join(filepath.Dir(d.sock), "keepalived.conf")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dl := n.topo.Client.Exec(ctx, "curl", "-sS", "--fail", "--limit-rate", "3M", "http://"+n.topo.VIP.String()+"/big")
+	out, err := dl.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sum := make(chan string, 1)
+	go func() {
+		h := sha256.New()
+		buf := make([]byte, 1<<16)
+		for {
+			k, err := out.Read(buf)
+			h.Write(buf[:k])
+			if err != nil {
+				break
+			}
+		}
+		sum <- hex.EncodeToString(h.Sum(nil))
+	}()
+	// Wait until the download's connection is established.
+	if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
+		if !strings.Contains(d.mustAdm("-L", "-n", "-c"), "ESTABLISHED") {
+			return os.ErrNotExist
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	reload := func() (string, error) {
+		out, err := exec.Command(filepath.Join(bin, "uvsd"), "reload", "--control", d.sock).CombinedOutput()
+		return string(out), err
+	}
+	// Drop rs2 and switch the TCP service to wrr.
+	conf := n.conf("")
+	conf = strings.Replace(conf, "lb_algo rr\n    lb_kind NAT\n    protocol TCP", "lb_algo wrr\n    lb_kind NAT\n    protocol TCP", 1)
+	i := strings.Index(conf, "    real_server "+n.topo.RSIPs[1].String()+" 80 {")
+	j := i + strings.Index(conf[i:], "}\n") + 2
+	conf = conf[:i] + conf[j:]
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := reload(); err != nil {
+		t.Fatalf("reload: %v %s", err, out)
+	}
+	select {
+	case <-sum:
+		t.Fatal("the download ended before the reload: the test proves nothing")
+	default:
+	}
+	listing := d.mustAdm("-L", "-n")
+	if !strings.Contains(listing, n.topo.VIP.String()+":80 wrr") || strings.Contains(listing, n.topo.RSIPs[1].String()+":80 ") {
+		t.Fatalf("after reload:\n%s", listing)
+	}
+	if err := os.WriteFile(cfg, []byte("virtual_server 198.18.0.100 80 {\n  lb_algo nosuch\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out2, err := reload()
+	if err == nil || !strings.Contains(out2, "keepalived.conf:2:") {
+		t.Fatalf("broken reload: err %v, output %q; want a refusal with file:line", err, out2)
+	}
+	if after := d.mustAdm("-L", "-n"); after != listing {
+		t.Fatalf("a refused reload changed the services:\n%s", after)
+	}
+	if err := dl.Wait(); err != nil {
+		t.Fatalf("download across the reload: %v", err)
+	}
+	if got := <-sum; got != lab.BigSHA256() {
+		t.Fatal("download across the reload: sha256 mismatch")
+	}
+}
