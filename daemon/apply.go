@@ -51,12 +51,7 @@ func translate(cfg *config.Config) (*desired, error) {
 	for _, es := range cfg.ExpandedServices() {
 		vs := es.VS
 		where := vs.Pos.String()
-		cs := control.Service{Proto: vs.Protocol, Addr: es.Addr, Port: es.Port, FWMark: es.FWMark, Sched: vs.LBAlgo, SchedFlags: vs.SchedFlags}
-		if vs.PersistenceTimeout > 0 {
-			cs.Persistent, cs.Timeout = true, vs.PersistenceTimeout
-			cs.Netmask = vs.PersistenceGranularityBits()
-		}
-		sc, err := svcConfig(&cs)
+		sc, err := expandedConfig(es)
 		if err != nil {
 			return nil, fmt.Errorf("%s: virtual_server: %w", where, err)
 		}
@@ -199,4 +194,15 @@ func implemented(f service.Fwd) error {
 		return nil
 	}
 	return fmt.Errorf("forwarding method %v is not implemented", f)
+}
+
+// expandedConfig is the model's form of one expanded virtual service.
+func expandedConfig(es config.Expanded) (service.ServiceConfig, error) {
+	vs := es.VS
+	cs := control.Service{Proto: vs.Protocol, Addr: es.Addr, Port: es.Port, FWMark: es.FWMark, Sched: vs.LBAlgo, SchedFlags: vs.SchedFlags}
+	if vs.PersistenceTimeout > 0 {
+		cs.Persistent, cs.Timeout = true, vs.PersistenceTimeout
+		cs.Netmask = vs.PersistenceGranularityBits()
+	}
+	return svcConfig(&cs)
 }

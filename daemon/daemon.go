@@ -101,6 +101,10 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer os.Remove(opts.ControlPath)
 
+	if _, err := d.startChecks(ctx, cfg); err != nil {
+		return err
+	}
+
 	var wg sync.WaitGroup
 	wg.Add(4)
 	go func() { defer wg.Done(); d.engine.Run(ctx) }()

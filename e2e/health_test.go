@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uvs-project/uvs/lab"
+)
+
+const healthConf = `virtual_server %[1]s 80 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server %[2]s 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 0.5
+            delay_loop 0.2
+            retry 1
+            delay_before_retry 0.1
+        }
+    }
+    real_server %[3]s 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 0.5
+            delay_loop 0.2
+            retry 1
+            delay_before_retry 0.1
+        }
+    }
+}
+virtual_server %[1]s 81 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server %[2]s 80 {
+        weight 1
+        inhibit_on_failure
+        HTTP_GET {
+            url {
+                path /health
+                status_code 200
+            }
+            connect_timeout 0.5
+            delay_loop 0.2
+            retry 1
+            delay_before_retry 0.1
+        }
+    }
+    real_server %[3]s 80 {
+        weight 1
+    }
+}
+`
+
+// TestPrivilegedHealthChecks: keepalived's checkers drive the pool. A
+// stopped nginx leaves within delay_loop*(retry+1)+delay_before_retry
+// plus a second, no request fails after that, and it returns when it is
+// back; an HTTP_GET answering 500 gets weight 0 with inhibit_on_failure.
+func TestPrivilegedHealthChecks(t *testing.T) {
+	n := newNATLab(t, lab.NATOptions{})
+	conf := fmt.Sprintf(healthConf, n.topo.VIP, n.topo.RSIPs[0], n.topo.RSIPs[1])
+	d := startUVSD(t, n.l, n.topo.Director, conf, "--workers", "1")
+	rs2 := fmt.Sprintf("  -> %v:80", n.topo.RSIPs[1])
+	// rs2's line under the :80 service.
+	listed := func() bool {
+		out := d.mustAdm("-L", "-n", "-t", n.topo.VIP.String()+":80")
+		return strings.Contains(out, rs2)
+	}
+	if !listed() {
+		t.Fatal("rs2 not in the pool at start")
+	}
+	if err := n.nginx[1].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := 200*time.Millisecond*2 + 100*time.Millisecond + time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
+		if listed() {
+			return fmt.Errorf("rs2 still listed")
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("stopped server not removed within %v: %v", deadline, err)
+	}
+	for _, w := range curlClose(t, n.topo.Client, fmt.Sprintf("http://%v/", n.topo.VIP), 50) {
+		if w != "rs1" {
+			t.Fatalf("answer from %q after rs2 left", w)
+		}
+	}
+	if err := n.nginx[1].Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if err := lab.Eventually(ctx2, 20*time.Millisecond, func() error {
+		if !listed() {
+			return fmt.Errorf("rs2 not back")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// HTTP_GET with inhibit_on_failure: weight 0, still listed.
+	if err := n.nginx[0].SetHealthy(false); err != nil {
+		t.Fatal(err)
+	}
+	rs1w0 := fmt.Sprintf("  -> %v:80               Masq    0", n.topo.RSIPs[0])
+	ctx3, cancel3 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel3()
+	if err := lab.Eventually(ctx3, 20*time.Millisecond, func() error {
+		out := d.mustAdm("-L", "-n", "-t", n.topo.VIP.String()+":81")
+		if !strings.Contains(out, rs1w0) {
+			return fmt.Errorf("rs1 not at weight 0:\n%s", out)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range curlClose(t, n.topo.Client, fmt.Sprintf("http://%v:81/", n.topo.VIP), 20) {
+		if w != "rs2" {
+			t.Fatalf("quiescent rs1 got a new connection (%q)", w)
+		}
+	}
+}
