@@ -263,14 +263,16 @@ func (w *worker) ipv4(p *port, buf []byte) {
 		return
 	}
 	dst := ip.Dst()
-	owned := w.snap.Owned[dst]
+	// Whether uvs owns the destination matters only off the fast path
+	// (drop accounting, echo): a tracked connection never looks it up.
+	owned := func() bool { return w.snap.Owned[dst] }
 	mode := modes.CsumFull
 	if header.VirtioNetHdr(buf[:vnetHdrLen]).Flags()&header.VirtioNetHdrFNeedsCsum != 0 {
 		mode = modes.CsumPartial
 	}
 	proto := ip.Protocol()
 	if ip.IsFragment() {
-		if owned {
+		if owned() {
 			w.drop(dropFragment)
 		} else {
 			w.stats.ignored.add(1)
@@ -279,11 +281,11 @@ func (w *worker) ipv4(p *port, buf []byte) {
 	}
 	switch proto {
 	case header.ProtoTCP, header.ProtoUDP:
-		w.l4(p, buf, ip, mode, owned)
+		w.l4(p, buf, ip, mode)
 	case header.ProtoICMP:
-		w.icmp(p, buf, ip, owned)
+		w.icmp(p, buf, ip, owned())
 	default:
-		if owned {
+		if owned() {
 			w.drop(dropUnknownProto)
 		} else {
 			w.stats.ignored.add(1)
@@ -293,7 +295,7 @@ func (w *worker) ipv4(p *port, buf []byte) {
 
 // l4 handles TCP and UDP: an existing connection in either direction, or
 // a new one to a virtual service.
-func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode, owned bool) {
+func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 	l4 := ip.Payload()
 	proto := ip.Protocol()
 	var sport, dport uint16
@@ -314,19 +316,22 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode, ow
 		sport, dport = u.SrcPort(), u.DstPort()
 	}
 	tuple := conntrack.Tuple{Src: ip.Src(), Dst: ip.Dst(), SPort: sport, DPort: dport, Proto: proto}
-	if w.nworkers > 1 && int(steerKey(buf[vnetHdrLen:], w.snap.IsVIP)%uint32(w.nworkers)) != w.id {
-		w.stats.misdirected.add(1)
-	}
 	if id, dir, ok := w.ct.Lookup(&tuple); ok {
+		if w.nworkers > 1 {
+			w.checkOwner(&tuple, dir)
+		}
 		if !(dir == conntrack.DirOrig && w.reuse(id, proto, tcpFlags)) {
 			w.forward(p, buf, ip, mode, id, dir, tcpFlags)
 			return
 		}
 		// The old connection is gone: schedule this SYN afresh.
 	}
+	if w.nworkers > 1 {
+		w.checkOwner(&tuple, conntrack.DirOrig)
+	}
 	si, ok := w.snap.Lookup(proto, tuple.Dst, dport)
 	if !ok {
-		if owned {
+		if w.snap.Owned[tuple.Dst] {
 			w.drop(dropNoService)
 		} else {
 			w.stats.ignored.add(1)
@@ -695,4 +700,20 @@ func (w *worker) reuse(id uint32, proto uint8, tcpFlags uint8) bool {
 	w.expire(id, c)
 	w.ct.Delete(id)
 	return true
+}
+
+// checkOwner counts a packet that reached this worker although the
+// steering program should have sent it to another: the client endpoint
+// (or FULLNAT's local endpoint) is the source of an original-direction
+// packet and the destination of a reply. The direction comes from the
+// conntrack lookup, so this costs no map lookup.
+func (w *worker) checkOwner(t *conntrack.Tuple, dir conntrack.Dir) {
+	a, port := t.Src, t.SPort
+	if dir == conntrack.DirReply {
+		a, port = t.Dst, t.DPort
+	}
+	k := steerKeyOf(uint32(a[0])<<24|uint32(a[1])<<16|uint32(a[2])<<8|uint32(a[3]), port)
+	if int(k%uint32(w.nworkers)) != w.id {
+		w.stats.misdirected.add(1)
+	}
 }
