@@ -102,7 +102,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var peers []*peer
 	for _, name := range cfg.Peers {
 		if name != PeerUVS {
-			p, err := newPeer(name, 0)
+			p, err := newPeer(name, slices.Max(cfg.Workers))
 			if err != nil {
 				return nil, err
 			}

@@ -22,10 +22,13 @@ const (
 	PeerHAProxy = "haproxy"
 	PeerIPVS    = "ipvs"
 	PeerUVS     = "uvs"
+	// PeerUVSFNAT is uvs in FULLNAT mode on the same topology: the real
+	// servers see a local address of uvs's, not the client.
+	PeerUVSFNAT = "uvs-fnat"
 )
 
 // DefaultPeers is every peer, in the order they run.
-var DefaultPeers = []string{PeerKernel, PeerNFT, PeerHAProxy, PeerIPVS, PeerUVS}
+var DefaultPeers = []string{PeerKernel, PeerNFT, PeerHAProxy, PeerIPVS, PeerUVS, PeerUVSFNAT}
 
 // errSkip marks a peer that cannot run here; its message is the reason.
 type errSkip string
@@ -73,6 +76,20 @@ func newPeer(name string, workers int) (*peer, error) {
 		return &peer{name: name, setup: haproxySetup, tcpTarget: vip}, nil
 	case name == PeerIPVS:
 		return &peer{name: name, setup: ipvsSetup, tcpTarget: vip, udpTargets: vipOnly}, nil
+	case name == PeerUVSFNAT:
+		p := &peer{name: name, tcpTarget: vip, udpTargets: vipOnly}
+		p.setup = func(ctx context.Context, e *env) error {
+			u, err := startUVSD(ctx, e, max(workers, 1), "FNAT")
+			p.uvsd = u
+			return err
+		}
+		p.teardown = func(ctx context.Context, e *env) {
+			if p.uvsd != nil {
+				_ = p.uvsd.proc.Stop()
+				p.uvsd = nil
+			}
+		}
+		return p, nil
 	case name == PeerUVS || strings.HasPrefix(name, PeerUVS+"-w"):
 		if n, ok := strings.CutPrefix(name, PeerUVS+"-w"); ok {
 			w, err := strconv.Atoi(n)
@@ -84,7 +101,7 @@ func newPeer(name string, workers int) (*peer, error) {
 		workers = max(workers, 1)
 		p := &peer{name: name, tcpTarget: vip, udpTargets: vipOnly}
 		p.setup = func(ctx context.Context, e *env) error {
-			u, err := startUVSD(ctx, e, workers)
+			u, err := startUVSD(ctx, e, workers, "NAT")
 			p.uvsd = u
 			return err
 		}
@@ -304,7 +321,7 @@ type uvsdProc struct {
 
 // startUVSD runs uvsd in the director namespace and waits until uvsadm
 // answers.
-func startUVSD(ctx context.Context, e *env, workers int) (*uvsdProc, error) {
+func startUVSD(ctx context.Context, e *env, workers int, kind string) (*uvsdProc, error) {
 	uvsd := filepath.Join(e.cfg.Bin, "uvsd")
 	uvsadm := filepath.Join(e.cfg.Bin, "uvsadm")
 	for _, b := range []string{uvsd, uvsadm} {
@@ -312,12 +329,18 @@ func startUVSD(ctx context.Context, e *env, workers int) (*uvsdProc, error) {
 			return nil, errSkip("skipped: " + b + " not built (make build)")
 		}
 	}
-	dir := filepath.Join(e.dir, fmt.Sprintf("uvsd-w%d", workers))
+	dir := filepath.Join(e.dir, fmt.Sprintf("uvsd-%s-w%d", kind, workers))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	conf := filepath.Join(dir, "keepalived.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, uvsdConf, e.topo.VIP, e.topo.RSIPs[0], e.topo.RSIPs[1]), 0o644); err != nil {
+	text := fmt.Sprintf(uvsdConf, e.topo.VIP, e.topo.RSIPs[0], e.topo.RSIPs[1])
+	if kind == "FNAT" {
+		// Local addresses on the servers' link, owned by uvsd.
+		text = "local_address_group bench {\n    198.19.0.200\n    198.19.0.201\n}\n" +
+			strings.ReplaceAll(text, "lb_kind NAT", "lb_kind FNAT\n    laddr_group_name bench")
+	}
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
 	sock := filepath.Join(dir, "uvsd.sock")
