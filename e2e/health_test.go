@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,70 @@ func TestPrivilegedHealthChecks(t *testing.T) {
 		if w != "rs2" {
 			t.Fatalf("quiescent rs1 got a new connection (%q)", w)
 		}
+	}
+}
+
+// TestPrivilegedSorryServer: when the only real server fails, the quorum
+// is lost and the sorry server takes the service; notify_down runs; when
+// the server is back, it returns and the sorry server leaves.
+func TestPrivilegedSorryServer(t *testing.T) {
+	n := newNATLab(t, lab.NATOptions{})
+	flag := t.TempDir() + "/down"
+	conf := fmt.Sprintf(`virtual_server %[1]s 82 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    sorry_server %[2]s 80
+    real_server %[3]s 80 {
+        weight 1
+        notify_down "touch %[4]s"
+        TCP_CHECK {
+            connect_timeout 0.5
+            delay_loop 0.2
+            retry 0
+        }
+    }
+}
+`, n.topo.VIP, n.topo.RSIPs[0], n.topo.RSIPs[1], flag)
+	d := startUVSD(t, n.l, n.topo.Director, conf, "--workers", "1")
+	url := fmt.Sprintf("http://%v:82/", n.topo.VIP)
+	if got := curlClose(t, n.topo.Client, url, 4); strings.Join(got, ",") != "rs2,rs2,rs2,rs2" {
+		t.Fatalf("before: %v, want rs2 only", got)
+	}
+	if err := n.nginx[1].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	listing := func() string { return d.mustAdm("-L", "-n", "-t", n.topo.VIP.String()+":82") }
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
+		out := listing()
+		if strings.Contains(out, n.topo.RSIPs[1].String()+":80") || !strings.Contains(out, n.topo.RSIPs[0].String()+":80") {
+			return fmt.Errorf("not on the sorry server yet:\n%s", out)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := curlClose(t, n.topo.Client, url, 4); strings.Join(got, ",") != "rs1,rs1,rs1,rs1" {
+		t.Fatalf("while down: %v, want the sorry server rs1", got)
+	}
+	if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
+		_, err := os.Stat(flag)
+		return err
+	}); err != nil {
+		t.Fatalf("notify_down did not run: %v", err)
+	}
+	if err := n.nginx[1].Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
+		out := listing()
+		if !strings.Contains(out, n.topo.RSIPs[1].String()+":80") || strings.Contains(out, n.topo.RSIPs[0].String()+":80") {
+			return fmt.Errorf("sorry server still in place:\n%s", out)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
