@@ -137,14 +137,14 @@ func (d *Daemon) notify(script string) {
 // any, takes over; once they reach quorum (plus hysteresis) again they
 // come back and the sorry server goes.
 type quorum struct {
-	mu        sync.Mutex
-	key       service.Key
-	quorum    int64
-	hyst      int64
-	live      map[[6]byte]service.DestConfig
-	sorry     *service.DestConfig
-	lost      bool
-	upScript  string
+	mu         sync.Mutex
+	key        service.Key
+	quorum     int64
+	hyst       int64
+	live       map[[6]byte]service.DestConfig
+	sorry      *service.DestConfig
+	lost       bool
+	upScript   string
 	downScript string
 }
 

@@ -43,6 +43,27 @@ type Daemon struct {
 	rates    rates
 
 	resolve chan struct{}
+
+	ctx          context.Context
+	checksMu     sync.Mutex
+	checksCancel context.CancelFunc
+}
+
+// restartChecks replaces the health runner with one for cfg; a reload
+// calls it after the model has the new services.
+func (d *Daemon) restartChecks(cfg *config.Config) error {
+	d.checksMu.Lock()
+	defer d.checksMu.Unlock()
+	if d.checksCancel != nil {
+		d.checksCancel()
+	}
+	ctx, cancel := context.WithCancel(d.ctx)
+	if _, err := d.startChecks(ctx, cfg); err != nil {
+		cancel()
+		return err
+	}
+	d.checksCancel = cancel
+	return nil
 }
 
 // Check parses and validates a configuration without starting anything
@@ -101,7 +122,8 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer os.Remove(opts.ControlPath)
 
-	if _, err := d.startChecks(ctx, cfg); err != nil {
+	d.ctx = ctx
+	if err := d.restartChecks(cfg); err != nil {
 		return err
 	}
 
@@ -273,6 +295,9 @@ func (d *Daemon) Reload() error {
 		return err
 	}
 	d.kickResolver()
+	if d.ctx != nil {
+		return d.restartChecks(cfg)
+	}
 	return nil
 }
 
