@@ -54,11 +54,25 @@ func (d *Daemon) startChecks(ctx context.Context, cfg *config.Config) (*health.R
 				UThreshold: rs.UThreshold, LThreshold: rs.LThreshold}
 			proto := strings.ToLower(vs.Protocol)
 			key := fmt.Sprintf("[%v]:%s:%d from VS [%v]:%s:%d", rs.Addr, proto, port, es.Addr, proto, es.Port)
-			if err := r.Add(key, probes, health.TimingFor(&rs.Checkers[0]), d.onHealth(cs.Key, dc, rs, q)); err != nil {
+			timing := health.TimingFor(&rs.Checkers[0])
+			if !timing.StartUp {
+				// alpha: the server starts down and joins on its
+				// first successful check.
+				q.set(destKey(dc), dc, false)
+				if rs.InhibitOnFailure {
+					c := dc
+					c.Weight = 0
+					_ = d.model.EditDest(cs.Key, c)
+				} else {
+					_ = d.model.DelDest(cs.Key, dc.Addr, dc.Port)
+				}
+			}
+			if err := r.Add(key, probes, timing, d.onHealth(cs.Key, dc, rs, q)); err != nil {
 				return nil, err
 			}
 			n++
 		}
+		q.evaluate(d)
 	}
 	if n == 0 {
 		return nil, nil

@@ -195,3 +195,63 @@ func TestPrivilegedSorryServer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPrivilegedAlphaAndMetrics: an alpha server starts out of the pool
+// and joins after its first good check; /metrics carries node_exporter's
+// ipvs names with the traffic.
+func TestPrivilegedAlphaAndMetrics(t *testing.T) {
+	n := newNATLab(t, lab.NATOptions{})
+	conf := fmt.Sprintf(`virtual_server %[1]s 83 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server %[2]s 80 {
+        weight 1
+        alpha
+        TCP_CHECK {
+            connect_timeout 0.5
+            delay_loop 0.3
+        }
+    }
+}
+`, n.topo.VIP, n.topo.RSIPs[0])
+	// Down at start: with alpha it must not be in the pool until a check
+	// succeeds (without alpha it would be, until checks failed).
+	if err := n.nginx[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	d := startUVSD(t, n.l, n.topo.Director, conf, "--workers", "1", "--metrics", "127.0.0.1:9180")
+	if out := d.mustAdm("-L", "-n"); strings.Contains(out, n.topo.RSIPs[0].String()+":80") {
+		t.Fatalf("alpha server in the pool before any check:\n%s", out)
+	}
+	if err := n.nginx[0].Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
+		if !strings.Contains(d.mustAdm("-L", "-n"), n.topo.RSIPs[0].String()+":80") {
+			return fmt.Errorf("alpha server not added yet")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	curlClose(t, n.topo.Client, fmt.Sprintf("http://%v:83/", n.topo.VIP), 10)
+	if v := metric(t, n.topo.Director, "node_ipvs_connections_total"); v != 10 {
+		t.Errorf("node_ipvs_connections_total %d, want 10", v)
+	}
+	if v := metric(t, n.topo.Director, "node_ipvs_incoming_packets_total"); v < 30 {
+		t.Errorf("node_ipvs_incoming_packets_total %d, want >= 30", v)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	out, err := n.topo.Director.Run(ctx2, "curl", "-sS", "http://127.0.0.1:9180/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`node_ipvs_backend_weight{local_address="%v",local_mark="",local_port="83",proto="TCP",remote_address="%v",remote_port="80"} 1`, n.topo.VIP, n.topo.RSIPs[0])
+	if !strings.Contains(out, want) {
+		t.Errorf("metrics lack %s", want)
+	}
+}
