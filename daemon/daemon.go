@@ -27,6 +27,7 @@ type Options struct {
 	ControlPath string
 	Workers     int
 	MetricsAddr string // Prometheus /metrics listen address; "" = off
+	Spin        time.Duration
 	Log         *slog.Logger
 }
 
@@ -110,7 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 		d.kickResolver()
 	}
 
-	d.engine, err = dataplane.New(dataplane.Config{Workers: opts.Workers, Log: log}, d.model, ifaces)
+	d.engine, err = dataplane.New(dataplane.Config{Workers: opts.Workers, Spin: opts.Spin, Log: log}, d.model, ifaces)
 	if err != nil {
 		return err
 	}

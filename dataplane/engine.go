@@ -31,7 +31,10 @@ type Config struct {
 	Batch        int        // frames per port per round, default 64
 	Ring         RingConfig // default DefaultRing
 	ConnCapacity int        // connections per worker, default 1<<20
-	Log          *slog.Logger
+	// Spin is how long a worker busy-polls its rings after traffic
+	// before sleeping in poll(2); 0 never spins.
+	Spin time.Duration
+	Log  *slog.Logger
 }
 
 // Engine runs the workers.
@@ -77,6 +80,7 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 			batch: cfg.Batch,
 			ct:    conntrack.New(cfg.ConnCapacity, rand.Uint64()),
 			reqs:  make(chan func(*worker), 1),
+			spin:  int64(cfg.Spin),
 		}
 		for ii, ifc := range ifaces {
 			var fo *Fanout

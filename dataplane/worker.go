@@ -62,6 +62,11 @@ type worker struct {
 	now      int64
 	nworkers int
 	sp       sched.Packet
+	// spin is how long (ns) the worker keeps checking its rings after
+	// the last packet before it sleeps in poll; lastBusy is when it last
+	// saw one.
+	spin     int64
+	lastBusy int64
 
 	// head is the current frame with its headroom (nil in tests).
 	head []byte
@@ -155,6 +160,14 @@ func (w *worker) run(ctx context.Context) {
 		case fn := <-w.reqs:
 			fn(w)
 		default:
+		}
+		if n > 0 {
+			w.lastBusy = w.now
+		}
+		if n == 0 && w.spin > 0 && w.now-w.lastBusy < w.spin {
+			// Traffic a moment ago: look at the rings again rather
+			// than pay a poll and a wake-up for the next packet.
+			continue
 		}
 		if n == 0 {
 			// Wake at least every 20 ms for the reaper, snapshots and
