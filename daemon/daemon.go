@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -302,4 +301,3 @@ func (d *Daemon) Reload() error {
 	return nil
 }
 
-var _ = net.IPv4len

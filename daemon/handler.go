@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/uvs-project/uvs/conntrack"
 	"github.com/uvs-project/uvs/control"
 	"github.com/uvs-project/uvs/dataplane"
 	"github.com/uvs-project/uvs/sched"
@@ -322,4 +321,3 @@ func (d *Daemon) conns(ctx context.Context) ([]control.Conn, error) {
 	return out, nil
 }
 
-var _ = conntrack.Tuple{}

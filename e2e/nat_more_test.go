@@ -70,7 +70,7 @@ func TestPrivilegedNATICMPError(t *testing.T) {
         weight 1
     }
 }`, n.topo.VIP, n.topo.RSIPs[0])
-	d := startUVSD(t, n.l, n.topo.Director, n.conf(extra), "--workers", "1", "--metrics", "127.0.0.1:9180")
+	startUVSD(t, n.l, n.topo.Director, n.conf(extra), "--workers", "1", "--metrics", "127.0.0.1:9180")
 	err := n.topo.Client.Do(func() error {
 		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(n.topo.VIP, 54)))
 		if err != nil {
@@ -93,7 +93,6 @@ func TestPrivilegedNATICMPError(t *testing.T) {
 	if v := metric(t, n.topo.Director, "uvs_dataplane_icmp_errors_total"); v < 1 {
 		t.Fatalf("icmp_errors_total %d, want >= 1", v)
 	}
-	_ = d
 }
 
 // metric reads one unlabelled metric from uvsd's /metrics in ns.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -309,5 +308,4 @@ func TestPrivilegedNAT(t *testing.T) {
 			}
 		}
 	})
-	_ = exec.ErrNotFound
 }
