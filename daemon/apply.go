@@ -184,7 +184,6 @@ func destKey(c service.DestConfig) [6]byte {
 	return [6]byte{c.Addr[0], c.Addr[1], c.Addr[2], c.Addr[3], byte(c.Port >> 8), byte(c.Port)}
 }
 
-
 // implemented refuses the forwarding methods the dataplane cannot do yet.
 func implemented(f service.Fwd) error {
 	switch f {

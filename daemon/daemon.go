@@ -300,4 +300,3 @@ func (d *Daemon) Reload() error {
 	}
 	return nil
 }
-

@@ -320,4 +320,3 @@ func (d *Daemon) conns(ctx context.Context) ([]control.Conn, error) {
 	}
 	return out, nil
 }
-
