@@ -16,35 +16,6 @@ import (
 	"github.com/uvs-project/uvs/lab"
 )
 
-const natConf = `! LVS-NAT: two real servers behind one VIP, TCP and UDP
-global_defs {
-    router_id e2e
-}
-virtual_server %[1]s 80 {
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-    real_server %[2]s 80 {
-        weight 1
-    }
-    real_server %[3]s 80 {
-        weight 1
-    }
-}
-virtual_server %[1]s 53 {
-    lb_algo rr
-    lb_kind NAT
-    protocol UDP
-    real_server %[2]s 5353 {
-        weight 1
-    }
-    real_server %[3]s 5353 {
-        weight 1
-    }
-}
-%[4]s
-`
-
 // natLab is the standard two-armed NAT lab with nginx and a UDP echo on
 // every real server.
 type natLab struct {
@@ -74,9 +45,7 @@ func newNATLab(t *testing.T, opts lab.NATOptions) *natLab {
 	return n
 }
 
-func (n *natLab) conf(extra string) string {
-	return fmt.Sprintf(natConf, n.topo.VIP, n.topo.RSIPs[0], n.topo.RSIPs[1], extra)
-}
+func (n *natLab) conf(extra string) string { return n.topo.KeepalivedConf("\n" + extra) }
 
 // curlClose runs one curl with count URLs, each request on a new
 // connection, and returns the response bodies' words.

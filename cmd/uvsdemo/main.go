@@ -29,37 +29,6 @@ func main() {
 	}
 }
 
-const conf = `! uvs demo: LVS-NAT, two real servers, rr
-global_defs {
-    router_id uvs-demo
-}
-
-virtual_server %[1]s 80 {
-    delay_loop 6
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-    real_server %[2]s 80 {
-        weight 1
-    }
-    real_server %[3]s 80 {
-        weight 1
-    }
-}
-
-virtual_server %[1]s 53 {
-    lb_algo rr
-    lb_kind NAT
-    protocol UDP
-    real_server %[2]s 5353 {
-        weight 1
-    }
-    real_server %[3]s 5353 {
-        weight 1
-    }
-}
-`
-
 func step(format string, args ...any) { fmt.Printf("\n==> "+format+"\n", args...) }
 
 func run(bin string) error {
@@ -96,7 +65,7 @@ func run(bin string) error {
 	}
 	dir := l.Dir("uvsd")
 	cfgPath := filepath.Join(dir, "keepalived.conf")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, conf, topo.VIP, topo.RSIPs[0], topo.RSIPs[1]), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(topo.KeepalivedConf("")), 0o644); err != nil {
 		return err
 	}
 	sock := filepath.Join(dir, "uvsd.sock")
