@@ -77,19 +77,7 @@ func newPeer(name string, workers int) (*peer, error) {
 	case name == PeerIPVS:
 		return &peer{name: name, setup: ipvsSetup, tcpTarget: vip, udpTargets: vipOnly}, nil
 	case name == PeerUVSFNAT:
-		p := &peer{name: name, tcpTarget: vip, udpTargets: vipOnly}
-		p.setup = func(ctx context.Context, e *env) error {
-			u, err := startUVSD(ctx, e, max(workers, 1), "FNAT")
-			p.uvsd = u
-			return err
-		}
-		p.teardown = func(ctx context.Context, e *env) {
-			if p.uvsd != nil {
-				_ = p.uvsd.proc.Stop()
-				p.uvsd = nil
-			}
-		}
-		return p, nil
+		return uvsPeer(name, max(workers, 1), "FNAT"), nil
 	case name == PeerUVS || strings.HasPrefix(name, PeerUVS+"-w"):
 		if n, ok := strings.CutPrefix(name, PeerUVS+"-w"); ok {
 			w, err := strconv.Atoi(n)
@@ -98,22 +86,26 @@ func newPeer(name string, workers int) (*peer, error) {
 			}
 			workers = w
 		}
-		workers = max(workers, 1)
-		p := &peer{name: name, tcpTarget: vip, udpTargets: vipOnly}
-		p.setup = func(ctx context.Context, e *env) error {
-			u, err := startUVSD(ctx, e, workers, "NAT")
-			p.uvsd = u
-			return err
-		}
-		p.teardown = func(ctx context.Context, e *env) {
-			if p.uvsd != nil {
-				_ = p.uvsd.proc.Stop()
-				p.uvsd = nil
-			}
-		}
-		return p, nil
+		return uvsPeer(name, max(workers, 1), "NAT"), nil
 	}
 	return nil, fmt.Errorf("unknown peer %q (want %s)", name, strings.Join(DefaultPeers, ", "))
+}
+
+// uvsPeer is uvsd with the given workers and forwarding method (lb_kind).
+func uvsPeer(name string, workers int, kind string) *peer {
+	p := &peer{name: name, tcpTarget: vip, udpTargets: vipOnly}
+	p.setup = func(ctx context.Context, e *env) error {
+		u, err := startUVSD(ctx, e, workers, kind)
+		p.uvsd = u
+		return err
+	}
+	p.teardown = func(ctx context.Context, e *env) {
+		if p.uvsd != nil {
+			_ = p.uvsd.proc.Stop()
+			p.uvsd = nil
+		}
+	}
+	return p
 }
 
 // restoreDirector puts the director namespace back as the lab built it:
