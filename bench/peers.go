@@ -25,10 +25,14 @@ const (
 	// PeerUVSFNAT is uvs in FULLNAT mode on the same topology: the real
 	// servers see a local address of uvs's, not the client.
 	PeerUVSFNAT = "uvs-fnat"
+	// PeerUVSDR is uvs in direct-routing mode: the servers (prepared by
+	// uvsrs) answer the client directly, through the director's kernel
+	// forwarding, so only the client's half of the traffic crosses uvsd.
+	PeerUVSDR = "uvs-dr"
 )
 
 // DefaultPeers is every peer, in the order they run.
-var DefaultPeers = []string{PeerKernel, PeerNFT, PeerHAProxy, PeerIPVS, PeerUVS, PeerUVSFNAT}
+var DefaultPeers = []string{PeerKernel, PeerNFT, PeerHAProxy, PeerIPVS, PeerUVS, PeerUVSFNAT, PeerUVSDR}
 
 // errSkip marks a peer that cannot run here; its message is the reason.
 type errSkip string
@@ -78,6 +82,8 @@ func newPeer(name string, workers int) (*peer, error) {
 		return &peer{name: name, setup: ipvsSetup, tcpTarget: vip, udpTargets: vipOnly}, nil
 	case name == PeerUVSFNAT:
 		return uvsPeer(name, max(workers, 1), "FNAT"), nil
+	case name == PeerUVSDR:
+		return drPeer(name, max(workers, 1)), nil
 	case name == PeerUVS || strings.HasPrefix(name, PeerUVS+"-w"):
 		if n, ok := strings.CutPrefix(name, PeerUVS+"-w"); ok {
 			w, err := strconv.Atoi(n)
@@ -104,6 +110,63 @@ func uvsPeer(name string, workers int, kind string) *peer {
 			_ = p.uvsd.proc.Stop()
 			p.uvsd = nil
 		}
+	}
+	return p
+}
+
+// drPeer is uvsd in DR mode. The lab is two-armed, so the servers' replies
+// (from the VIP, which they hold on lo) return through the director's
+// kernel: it forwards for this peer, with a forward-chain drop of traffic
+// to the VIP, which uvsd alone may handle.
+func drPeer(name string, workers int) *peer {
+	p := uvsPeer(name, workers, "DR")
+	var rs []*lab.Proc
+	start := p.setup
+	p.setup = func(ctx context.Context, e *env) error {
+		uvsrs := filepath.Join(e.cfg.Bin, "uvsrs")
+		if _, err := os.Stat(uvsrs); err != nil {
+			return errSkip("skipped: " + uvsrs + " not built (make build)")
+		}
+		for _, ns := range e.topo.RS {
+			pr, err := ns.Start(uvsrs, "--vip", e.topo.VIP.String(), "--mode", "dr")
+			if err != nil {
+				return err
+			}
+			rs = append(rs, pr)
+		}
+		for _, ns := range e.topo.RS {
+			err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
+				_, err := ns.Run(ctx, "sh", "-c", "ip -4 addr show dev lo | grep -q "+e.topo.VIP.String())
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("uvsrs did not set up %s: %w", ns.Name(), err)
+			}
+		}
+		rules := fmt.Sprintf("table ip uvsdr {\n chain vipdrop {\n  type filter hook forward priority 0; policy accept;\n  ip daddr %s drop\n }\n}\n", e.topo.VIP)
+		path := filepath.Join(e.dir, "nft-dr.conf")
+		if err := os.WriteFile(path, []byte(rules), 0o644); err != nil {
+			return err
+		}
+		for _, step := range []func() error{
+			func() error { return directorCmd(ctx, e, "nft", "-f", path) },
+			func() error { return e.topo.Director.Sysctl("net.ipv4.conf.all.rp_filter", "0") },
+			func() error { return e.topo.Director.Sysctl("net.ipv4.conf."+lab.NATDirServerDev+".rp_filter", "0") },
+			func() error { return e.topo.Director.Sysctl("net.ipv4.ip_forward", "1") },
+		} {
+			if err := step(); err != nil {
+				return err
+			}
+		}
+		return start(ctx, e)
+	}
+	stop := p.teardown
+	p.teardown = func(ctx context.Context, e *env) {
+		stop(ctx, e)
+		for _, pr := range rs {
+			_ = pr.Stop()
+		}
+		rs = nil
 	}
 	return p
 }
