@@ -85,6 +85,7 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 	counter("uvs_dataplane_arp_replies_total", "ARP replies sent for owned addresses.", c.ARPReplies)
 	counter("uvs_dataplane_echo_replies_total", "ICMP echo replies sent for owned addresses.", c.EchoReplies)
 	counter("uvs_dataplane_icmp_errors_total", "ICMP errors translated for tracked connections.", c.ICMPErrors)
+	counter("uvs_dataplane_ring_overruns_total", "Frames the kernel dropped because a receive ring was full.", c.RingOverruns)
 	counter("uvs_dataplane_misdirected_total", "Packets that reached a worker other than their connection's owner.", c.Misdirected)
 	fmt.Fprintf(w, "# HELP uvs_dataplane_drops_total Frames dropped, by reason.\n# TYPE uvs_dataplane_drops_total counter\n")
 	reasons := make([]string, 0, len(c.Drops))

@@ -218,6 +218,9 @@ func (e *Engine) Counters() Counters {
 		c.EchoReplies += s.echoReplies.load()
 		c.ICMPErrors += s.icmpErrors.load()
 		c.Misdirected += s.misdirected.load()
+		for _, p := range w.ports {
+			c.RingOverruns += p.ringOverruns()
+		}
 		c.PerWorkerRx = append(c.PerWorkerRx, s.rxFrames.load())
 		for r := range numDropReasons {
 			if v := s.drops[r].load(); v != 0 {

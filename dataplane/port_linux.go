@@ -3,6 +3,7 @@ package dataplane
 import (
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -56,6 +57,24 @@ type port struct {
 	tx    []mmsghdr
 	txIov []unix.Iovec
 	txN   int
+
+	// overruns accumulates PACKET_STATISTICS drops (frames the kernel
+	// could not put in a full ring); the kernel resets its count on read.
+	overruns atomic.Uint64
+	statsMu  sync.Mutex
+}
+
+// ringOverruns reads and accumulates the kernel's ring-full drops. Safe
+// from any goroutine.
+func (p *port) ringOverruns() uint64 {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
+	if p.fd >= 0 {
+		if st, err := unix.GetsockoptTpacketStats(p.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			p.overruns.Add(uint64(st.Drops))
+		}
+	}
+	return p.overruns.Load()
 }
 
 // mmsghdr is struct mmsghdr; x/sys/unix has no sendmmsg wrapper.
@@ -158,6 +177,8 @@ func openPort(ifindex int, mac [6]byte, rc RingConfig, batch int, fo *Fanout) (*
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 func (p *port) close() {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
 	if p.ring != nil {
 		_ = unix.Munmap(p.ring)
 		p.ring = nil

@@ -109,6 +109,7 @@ func grow(p *atomic.Pointer[[]ipvsCounters], n int) []ipvsCounters {
 type Counters struct {
 	RxFrames, TxFrames, Ignored, ARPReplies, EchoReplies, ICMPErrors uint64
 	Misdirected                                                      uint64
+	RingOverruns                                                     uint64 // frames the kernel dropped: receive ring full
 	Drops                                                            map[string]uint64
 	PerWorkerRx                                                      []uint64
 }

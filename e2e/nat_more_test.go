@@ -133,6 +133,9 @@ func TestPrivilegedMultiWorkerSteering(t *testing.T) {
 	if v := metric(t, n.topo.Director, "uvs_dataplane_misdirected_total"); v != 0 {
 		t.Fatalf("%d packets reached a worker that does not own their connection", v)
 	}
+	if v := metric(t, n.topo.Director, "uvs_dataplane_ring_overruns_total"); v != 0 {
+		t.Errorf("%d frames lost to full rings at 400 connections", v)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	out, _ := n.topo.Director.Run(ctx, "curl", "-sS", "http://127.0.0.1:9180/metrics")
