@@ -24,6 +24,10 @@ const (
 	// Advance reads Input packets with the InputOnly table; the first
 	// Output packet clears it.
 	FlagNoOutput
+	// FlagSynced marks a connection received from the sync master that
+	// has not yet seen a packet of its client here: its client-side
+	// interface is a guess until then.
+	FlagSynced
 )
 
 const protoUDP = 17

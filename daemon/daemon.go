@@ -44,6 +44,9 @@ type Daemon struct {
 
 	resolve chan struct{}
 
+	vrrp *vrrpManager
+	sync *syncer
+
 	ctx          context.Context
 	checksMu     sync.Mutex
 	checksCancel context.CancelFunc
@@ -110,11 +113,37 @@ func Run(ctx context.Context, opts Options) error {
 		d.kickResolver()
 	}
 
-	d.engine, err = dataplane.New(dataplane.Config{Workers: opts.Workers, Spin: opts.Spin, Log: log}, d.model, ifaces)
+	// VRRP addresses start in standby: only a MASTER owns them.
+	if d.vrrp, err = newVRRP(d, cfg); err != nil {
+		return err
+	}
+	if d.vrrp != nil {
+		d.model.SetStandby(d.vrrp.allAddrs(), true)
+	}
+	dcfg := dataplane.Config{Workers: opts.Workers, Spin: opts.Spin, Log: log}
+	sd := cfg.Global.LVSSyncDaemon
+	if sd != nil && (d.vrrp == nil || d.vrrp.syncInst == nil) {
+		log.Warn("lvs_sync_daemon needs a vrrp_instance to follow: connection sync is off")
+		sd = nil
+	}
+	if sd != nil {
+		dcfg.SyncQueue = syncQueue
+	}
+	d.engine, err = dataplane.New(dcfg, d.model, ifaces)
 	if err != nil {
+		if d.vrrp != nil {
+			d.vrrp.close()
+		}
 		return err
 	}
 	defer d.engine.Close()
+	if sd != nil {
+		if d.sync, err = newSyncer(d, cfg); err != nil {
+			d.vrrp.close()
+			return err
+		}
+		d.vrrp.onSync = d.sync.setMaster
+	}
 
 	l, err := control.Listen(opts.ControlPath)
 	if err != nil {
@@ -139,6 +168,14 @@ func Run(ctx context.Context, opts Options) error {
 	go func() { defer wg.Done(); d.resolver(ctx) }()
 	go func() { defer wg.Done(); d.estimate(ctx) }()
 	go d.reloads(ctx)
+	if d.sync != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.sync.run(ctx) }()
+	}
+	if d.vrrp != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.vrrp.run(ctx) }()
+	}
 	if opts.MetricsAddr != "" {
 		wg.Add(1)
 		go func() {

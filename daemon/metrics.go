@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/uvs-project/uvs/connsync"
+	"github.com/uvs-project/uvs/vrrp"
 )
 
 // serveMetrics serves Prometheus text exposition on addr until ctx is
@@ -99,5 +102,73 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 	fmt.Fprintf(w, "# HELP uvs_dataplane_worker_rx_frames_total Frames received, by worker.\n# TYPE uvs_dataplane_worker_rx_frames_total counter\n")
 	for i, v := range c.PerWorkerRx {
 		fmt.Fprintf(w, "uvs_dataplane_worker_rx_frames_total{worker=\"%d\"} %d\n", i, v)
+	}
+	d.writeVRRPMetrics(w)
+}
+
+// keepalived's SNMP numbering of VRRP states.
+func vrrpStateNumber(s vrrp.State) int {
+	switch s {
+	case vrrp.StateBackup:
+		return 1
+	case vrrp.StateMaster:
+		return 2
+	case vrrp.StateFault:
+		return 3
+	}
+	return 0
+}
+
+// writeVRRPMetrics adds the VRRP instances and connection sync.
+func (d *Daemon) writeVRRPMetrics(w io.Writer) {
+	c := d.engine.Counters()
+	counter := func(name, help string, v uint64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	counter("uvs_dataplane_from_peer_total", "New-connection packets another director had scheduled to this host, left to the host.", c.FromPeer)
+	counter("uvs_sync_records_queued_total", "Connection changes queued for the backup.", c.SyncOut)
+	counter("uvs_sync_records_dropped_total", "Connection changes dropped: a worker's sync queue was full.", c.SyncDropped)
+	counter("uvs_sync_records_imported_total", "Connections received from the master and inserted or refreshed.", c.SyncIn)
+	counter("uvs_sync_records_unknown_total", "Received connections of a service or server this director does not have.", c.SyncNoService)
+	counter("uvs_sync_records_refused_total", "Received connections refused by a full table.", c.SyncRefused)
+	if s := d.sync; s != nil {
+		ss, rs := s.snd.Stats(), s.rcv.Stats()
+		counter("uvs_sync_records_sent_total", "Connection records sent to the backup.", ss.Records)
+		counter("uvs_sync_datagrams_sent_total", "Sync datagrams sent.", ss.Datagrams)
+		counter("uvs_sync_tx_errors_total", "Sync datagrams the socket refused.", ss.TxErrors)
+		counter("uvs_sync_datagrams_received_total", "Sync datagrams accepted.", rs.Datagrams)
+		counter("uvs_sync_records_received_total", "Connection records received.", rs.Records)
+		fmt.Fprintf(w, "# HELP uvs_sync_datagrams_dropped_total Sync datagrams refused, by reason.\n# TYPE uvs_sync_datagrams_dropped_total counter\n")
+		for r := range connsync.NumDropReasons {
+			if v := rs.Drops[r]; v != 0 {
+				fmt.Fprintf(w, "uvs_sync_datagrams_dropped_total{reason=%q} %d\n", connsync.DropReason(r).String(), v)
+			}
+		}
+	}
+	m := d.vrrp
+	if m == nil {
+		return
+	}
+	gauge := func(name, help string, val func(vi *vinst) uint64, typ string) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+		for _, vi := range m.insts {
+			fmt.Fprintf(w, "%s{instance=%q} %d\n", name, vi.cfg.Name, val(vi))
+		}
+	}
+	gauge("uvs_vrrp_state", "VRRP state: 0 init, 1 backup, 2 master, 3 fault.",
+		func(vi *vinst) uint64 { return uint64(vrrpStateNumber(vrrp.State(vi.state.Load()))) }, "gauge")
+	gauge("uvs_vrrp_adverts_received_total", "Adverts accepted.", func(vi *vinst) uint64 { return vi.rx.Load() }, "counter")
+	gauge("uvs_vrrp_adverts_sent_total", "Adverts sent.", func(vi *vinst) uint64 { return vi.tx.Load() }, "counter")
+	gauge("uvs_vrrp_transitions_total", "State transitions.", func(vi *vinst) uint64 { return vi.transitions.Load() }, "counter")
+	fmt.Fprintf(w, "# HELP uvs_vrrp_adverts_dropped_total Adverts ignored, by reason (instance \"\": no instance took them).\n# TYPE uvs_vrrp_adverts_dropped_total counter\n")
+	for r := range vrrp.NumReasons {
+		if v := m.drops[r].Load(); v != 0 {
+			fmt.Fprintf(w, "uvs_vrrp_adverts_dropped_total{instance=\"\",reason=%q} %d\n", vrrp.Reason(r).String(), v)
+		}
+		for _, vi := range m.insts {
+			if v := vi.reasons[r].Load(); v != 0 {
+				fmt.Fprintf(w, "uvs_vrrp_adverts_dropped_total{instance=%q,reason=%q} %d\n", vi.cfg.Name, vrrp.Reason(r).String(), v)
+			}
+		}
 	}
 }

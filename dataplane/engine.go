@@ -9,10 +9,12 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/uvs-project/uvs/connsync"
 	"github.com/uvs-project/uvs/conntrack"
 	"github.com/uvs-project/uvs/service"
 )
@@ -31,6 +33,9 @@ type Config struct {
 	Batch        int        // frames per port per round, default 64
 	Ring         RingConfig // default DefaultRing
 	ConnCapacity int        // connections per worker, default 1<<20
+	// SyncQueue, when positive, gives each worker a connection sync
+	// queue of that many records (connsync.Queue) and an import channel.
+	SyncQueue int
 	// Spin is how long a worker busy-polls its rings after traffic
 	// before sleeping in poll(2); 0 never spins.
 	Spin time.Duration
@@ -45,6 +50,9 @@ type Engine struct {
 	workers []*worker
 	wg      sync.WaitGroup
 	steered [][4]byte
+	// syncMaster is whether the workers send connection changes to the
+	// backup; the VRRP state of the sync instance sets it.
+	syncMaster atomic.Bool
 }
 
 // New opens every worker's ports. With more than one worker, the ports of
@@ -81,6 +89,11 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 			ct:    conntrack.New(cfg.ConnCapacity, rand.Uint64()),
 			reqs:  make(chan func(*worker), 1),
 			spin:  int64(cfg.Spin),
+			sync:  &e.syncMaster,
+		}
+		if cfg.SyncQueue > 0 {
+			w.syncQ = connsync.NewQueue(cfg.SyncQueue)
+			w.importQ = make(chan importRec, cfg.SyncQueue)
 		}
 		for ii, ifc := range ifaces {
 			var fo *Fanout
@@ -218,6 +231,12 @@ func (e *Engine) Counters() Counters {
 		c.EchoReplies += s.echoReplies.load()
 		c.ICMPErrors += s.icmpErrors.load()
 		c.Misdirected += s.misdirected.load()
+		c.FromPeer += s.fromPeer.load()
+		c.SyncOut += s.syncOut.load()
+		c.SyncDropped += s.syncDropped.load()
+		c.SyncIn += s.syncIn.load()
+		c.SyncNoService += s.syncNoService.load()
+		c.SyncRefused += s.syncRefused.load()
 		for _, p := range w.ports {
 			c.RingOverruns += p.ringOverruns()
 		}
@@ -256,3 +275,66 @@ func (e *Engine) Conns(ctx context.Context, max int) ([]conntrack.Conn, error) {
 // Now is the engine's monotonic clock, for turning connection expiry
 // times into seconds left.
 func Now() int64 { return monotime() }
+
+// SetSyncMaster turns the sending of connection changes on or off.
+func (e *Engine) SetSyncMaster(on bool) { e.syncMaster.Store(on) }
+
+// SyncQueues are the workers' outgoing sync queues (nil without
+// Config.SyncQueue), for the sync sender to drain.
+func (e *Engine) SyncQueues() []*connsync.Queue {
+	var qs []*connsync.Queue
+	for _, w := range e.workers {
+		if w.syncQ != nil {
+			qs = append(qs, w.syncQ)
+		}
+	}
+	return qs
+}
+
+// Import hands received connections to the workers that own them, as the
+// steering program would bring their packets: by the client endpoint, or
+// FULLNAT's local endpoint. clientIf names the interface behind which a
+// virtual address's clients are. It reports how many were refused because
+// a worker's import channel was full.
+func (e *Engine) Import(recs []connsync.Record, clientIf func(vaddr [4]byte) int32) (refused int) {
+	n := uint32(len(e.workers))
+	for i := range recs {
+		r := &recs[i]
+		a, port := r.CAddr, r.CPort
+		if r.LPort != 0 {
+			a, port = r.LAddr, r.LPort
+		}
+		w := e.workers[steerKeyOf(uint32(a[0])<<24|uint32(a[1])<<16|uint32(a[2])<<8|uint32(a[3]), port)%n]
+		if w.importQ == nil {
+			refused++
+			continue
+		}
+		select {
+		case w.importQ <- importRec{rec: *r, clientIf: clientIf(r.VAddr)}:
+		default:
+			refused++
+		}
+	}
+	return refused
+}
+
+// SyncSnapshot copies up to max live connections of every worker as sync
+// records, for a bulk dump to a backup that asked for the whole table.
+func (e *Engine) SyncSnapshot(ctx context.Context, max int) ([]connsync.Record, error) {
+	cs, err := e.Conns(ctx, max)
+	if err != nil {
+		return nil, err
+	}
+	now := monotime()
+	out := make([]connsync.Record, 0, len(cs))
+	for i := range cs {
+		c := &cs[i]
+		if c.IsTemplate() || c.Expired(now) {
+			continue
+		}
+		var r connsync.Record
+		toRecord(&r, c, now)
+		out = append(out, r)
+	}
+	return out, nil
+}

@@ -53,13 +53,14 @@ const (
 	dropTx                             // the kernel refused the frame on transmit
 	dropTooBig                         // larger than the tunnel's MTU (answered with frag-needed when DF)
 	dropNoLocalPort                    // FULLNAT: no free local port (or no local address)
+	dropStandby                        // a service whose VRRP instance is not MASTER here
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	"truncated", "vlan", "bad_ipv4", "ip_options", "fragment", "bad_l4", "no_conn", "no_service",
 	"no_dest", "table_full", "tuple_clash", "no_nexthop", "ttl_expired", "icmp_no_conn",
-	"unknown_proto", "tx", "too_big", "no_local_port",
+	"unknown_proto", "tx", "too_big", "no_local_port", "standby",
 }
 
 func (r dropReason) String() string {
@@ -77,6 +78,13 @@ type workerStats struct {
 	// steering works.
 	misdirected counter
 	fragNeeded  counter
+	// fromPeer counts new connections' packets that another director of
+	// our VRRP instances had scheduled already: left to the host.
+	fromPeer counter
+	// Connection sync: records queued for the backup, dropped because
+	// the queue was full, received and inserted, received for a service
+	// or server this director does not have, refused by a full table.
+	syncOut, syncDropped, syncIn, syncNoService, syncRefused counter
 	drops       [numDropReasons]counter
 	// by service ID and destination ID; replaced (grown) by the worker
 	// when a snapshot brings new IDs.
@@ -110,6 +118,8 @@ type Counters struct {
 	RxFrames, TxFrames, Ignored, ARPReplies, EchoReplies, ICMPErrors uint64
 	Misdirected                                                      uint64
 	RingOverruns                                                     uint64 // frames the kernel dropped: receive ring full
+	FromPeer                                                         uint64
+	SyncOut, SyncDropped, SyncIn, SyncNoService, SyncRefused         uint64
 	Drops                                                            map[string]uint64
 	PerWorkerRx                                                      []uint64
 }

@@ -5,10 +5,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/uvs-project/uvs/connsync"
 	"github.com/uvs-project/uvs/conntrack"
 	"github.com/uvs-project/uvs/header"
 	"github.com/uvs-project/uvs/modes"
@@ -80,6 +82,18 @@ type worker struct {
 	// FULLNAT local endpoint cursors.
 	lipNext   int
 	lportNext uint16
+
+	// standby is, by service ID, whether the service's VRRP instance is
+	// not MASTER here.
+	standby []bool
+	// Connection sync: sync is the engine's switch, read once a round
+	// into syncing; syncQ carries changes to the backup, importQ brings
+	// the master's.
+	sync    *atomic.Bool
+	syncing bool
+	syncQ   *connsync.Queue
+	syncRec connsync.Record
+	importQ chan importRec
 }
 
 func (w *worker) portByIf(ifindex int32) *port {
@@ -117,6 +131,10 @@ func (w *worker) adopt(s *service.Snapshot) {
 		w.bySvcID[svc.ID] = st
 		maxSvc = max(maxSvc, svc.ID)
 	}
+	w.standby = make([]bool, int(maxSvc)+1)
+	for i := range s.Services {
+		w.standby[s.Services[i].ID] = s.Services[i].Standby
+	}
 	w.svcC = grow(&w.stats.svc, int(maxSvc)+1)
 	w.destC = grow(&w.stats.dest, len(s.Dests))
 	w.timeouts = conntrack.DefaultTimeouts()
@@ -132,6 +150,12 @@ func (w *worker) run(ctx context.Context) {
 			w.adopt(s)
 		}
 		w.now = monotime()
+		if w.sync != nil {
+			w.syncing = w.sync.Load()
+		}
+		if w.importQ != nil {
+			w.importSynced()
+		}
 		n := 0
 		for _, p := range w.ports {
 			for k := 0; k < w.batch; k++ {
@@ -363,6 +387,17 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 		return
 	}
 	svc := &w.snap.Services[si]
+	if svc.Standby {
+		w.drop(dropStandby)
+		return
+	}
+	eth := header.Ethernet(buf[vnetHdrLen:])
+	if len(w.snap.PeerMACs) > 0 && w.snap.PeerMACs[eth.Src()] {
+		// Another director scheduled this packet to us as a real
+		// server: our host serves it, we must not schedule it again.
+		w.stats.fromPeer.add(1)
+		return
+	}
 	st := &w.scheds[si]
 	// The packet lives in the worker: passed through the Scheduler
 	// interface, a local would escape to the heap.
@@ -386,7 +421,6 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 		w.drop(dropNoNextHop)
 		return
 	}
-	eth := header.Ethernet(buf[vnetHdrLen:])
 	c := conntrack.Conn{
 		Orig:      tuple,
 		Reply:     conntrack.Tuple{Src: d.Addr, Dst: tuple.Src, SPort: d.Port, DPort: sport, Proto: proto},
@@ -429,6 +463,9 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 	w.svcC[svc.ID].conns.add(1)
 	w.destC[destID].conns.add(1)
 	w.forward(p, buf, ip, mode, id, conntrack.DirOrig, tcpFlags)
+	if proto == header.ProtoUDP {
+		w.syncOut(w.ct.Get(id))
+	}
 }
 
 // icmp answers echo requests to owned addresses and translates ICMP errors
@@ -475,6 +512,10 @@ func (w *worker) icmp(p *port, buf []byte, ip header.IPv4, owned bool) {
 		return
 	}
 	c := w.ct.Get(id)
+	if int(c.Svc) < len(w.standby) && w.standby[c.Svc] {
+		w.drop(dropStandby)
+		return
+	}
 	eth := header.Ethernet(buf[vnetHdrLen:])
 	clearVnet(buf)
 	w.stats.icmpErrors.add(1)
@@ -517,10 +558,18 @@ func (w *worker) out(eth header.Ethernet, buf []byte, ifindex int32, mac [6]byte
 // forward rewrites a packet of a tracked connection and queues it.
 func (w *worker) forward(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode, id uint32, dir conntrack.Dir, tcpFlags uint8) {
 	c := w.ct.Get(id)
+	if int(c.Svc) < len(w.standby) && w.standby[c.Svc] {
+		// A BACKUP never forwards: the MASTER has this connection.
+		w.drop(dropStandby)
+		return
+	}
 	eth := header.Ethernet(buf[vnetHdrLen:])
 	n := uint64(ip.TotalLength())
 	var pdir conntrack.PacketDir
 	if dir == conntrack.DirOrig {
+		if c.Flags&conntrack.FlagSynced != 0 {
+			w.learnClient(c, p, eth.Src())
+		}
 		pdir = conntrack.Input
 		switch service.Fwd(c.Fwd) {
 		case service.FwdRoute:
@@ -567,7 +616,11 @@ func (w *worker) forward(p *port, buf []byte, ip header.IPv4, mode modes.CsumMod
 // advance moves the connection's state and keeps the destination's
 // active/inactive counts as IPVS does.
 func (w *worker) advance(c *conntrack.Conn, dir conntrack.PacketDir, tcpFlags uint8) {
+	before := c.State
 	wasActive, isActive := c.Advance(dir, tcpFlags, w.now, &w.timeouts)
+	if c.State != before && syncWorthy(c.State) {
+		w.syncOut(c)
+	}
 	if wasActive == isActive {
 		return
 	}

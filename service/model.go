@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -126,6 +127,8 @@ type Model struct {
 	dests    []*Dest // by ID; never shrinks
 	nextSvc  uint32
 	owned    map[[4]byte]bool
+	standby  map[[4]byte]bool    // addresses of VRRP instances that are not MASTER
+	peerMACs map[[6]byte]bool    // other directors of our VRRP instances
 	nexthops map[[4]byte]NextHop // by destination address
 	timeouts Timeouts
 	gen      uint64
@@ -141,7 +144,7 @@ var DefaultTimeouts = Timeouts{TCP: 900, TCPFin: 120, UDP: 300}
 
 // NewModel returns an empty model with IPVS's default timeouts.
 func NewModel() *Model {
-	m := &Model{owned: map[[4]byte]bool{}, nexthops: map[[4]byte]NextHop{}, timeouts: DefaultTimeouts, nextSvc: 1}
+	m := &Model{owned: map[[4]byte]bool{}, standby: map[[4]byte]bool{}, peerMACs: map[[6]byte]bool{}, nexthops: map[[4]byte]NextHop{}, timeouts: DefaultTimeouts, nextSvc: 1}
 	m.publishLocked()
 	return m
 }
@@ -351,6 +354,48 @@ func (m *Model) SetOwned(addrs [][4]byte) {
 	for _, a := range addrs {
 		m.owned[a] = true
 	}
+	m.publishLocked()
+}
+
+// SetStandby marks addresses as held by a VRRP instance that is not
+// MASTER (standby) or releases them (active). A standby address is not
+// owned: uvs neither answers ARP or echo for it nor forwards the traffic
+// of a service on it, new or established, so a BACKUP never competes
+// with the MASTER.
+func (m *Model) SetStandby(addrs [][4]byte, standby bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := false
+	for _, a := range addrs {
+		if m.standby[a] != standby {
+			changed = true
+		}
+		if standby {
+			m.standby[a] = true
+		} else {
+			delete(m.standby, a)
+		}
+	}
+	if changed {
+		m.publishLocked()
+	}
+}
+
+// SetPeerMACs replaces the set of other directors' MAC addresses, learnt
+// from their VRRP adverts. A packet from a peer director was scheduled by
+// it already: uvs leaves it to its own host instead of scheduling it
+// again, so two directors that are also real servers never loop.
+func (m *Model) SetPeerMACs(macs [][6]byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next := map[[6]byte]bool{}
+	for _, a := range macs {
+		next[a] = true
+	}
+	if maps.Equal(next, m.peerMACs) {
+		return
+	}
+	m.peerMACs = next
 	m.publishLocked()
 }
 

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -14,8 +15,13 @@ type Snapshot struct {
 	Services []SvcSnap
 	// Dests is indexed by destination ID and holds every destination ever
 	// created, removed ones included.
-	Dests    []DestSnap
-	Owned    map[[4]byte]bool // addresses uvs answers ARP for (VIPs included)
+	Dests []DestSnap
+	Owned map[[4]byte]bool // addresses uvs answers ARP for (VIPs included)
+	// Standby are owned addresses that a VRRP instance holds while not
+	// MASTER; they are left out of Owned.
+	Standby map[[4]byte]bool
+	// PeerMACs are the other directors of our VRRP instances.
+	PeerMACs map[[6]byte]bool
 	Timeouts Timeouts
 
 	byKey   map[Key]int
@@ -31,6 +37,9 @@ type SvcSnap struct {
 	DestIDs    []uint32     // parallel to Dests
 	SchedFlags sched.Flags
 	LocalAddrs [][4]byte // FULLNAT local addresses
+	// Standby is set while the service's address is held by a VRRP
+	// instance that is not MASTER: nothing of it is forwarded.
+	Standby bool
 }
 
 // DestSnap is one destination in a snapshot.
@@ -62,6 +71,8 @@ func (m *Model) publishLocked() {
 	s := &Snapshot{
 		Gen:      m.gen,
 		Owned:    map[[4]byte]bool{},
+		Standby:  maps.Clone(m.standby),
+		PeerMACs: maps.Clone(m.peerMACs),
 		Timeouts: m.timeouts,
 		byKey:    map[Key]int{},
 		vips:     map[[4]byte]bool{},
@@ -75,7 +86,8 @@ func (m *Model) publishLocked() {
 			NextHop: m.nexthops[d.Cfg.Addr], Conns: d.Conns, Removed: d.Removed}
 	}
 	for _, svc := range m.services {
-		ss := SvcSnap{ID: svc.ID, Cfg: svc.Cfg, SchedFlags: svc.Cfg.SchedFlags, LocalAddrs: svc.LocalAddrs}
+		ss := SvcSnap{ID: svc.ID, Cfg: svc.Cfg, SchedFlags: svc.Cfg.SchedFlags, LocalAddrs: svc.LocalAddrs,
+			Standby: svc.Cfg.Key.FWMark == 0 && m.standby[svc.Cfg.Key.Addr]}
 		for _, a := range svc.LocalAddrs {
 			s.Owned[a] = true
 		}
@@ -98,6 +110,9 @@ func (m *Model) publishLocked() {
 			s.Owned[svc.Cfg.Key.Addr] = true
 		}
 		s.Services = append(s.Services, ss)
+	}
+	for a := range m.standby {
+		delete(s.Owned, a)
 	}
 	for a := range s.vips {
 		s.vipList = append(s.vipList, a)

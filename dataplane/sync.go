@@ -1,0 +1,174 @@
+package dataplane
+
+import (
+	"github.com/uvs-project/uvs/connsync"
+	"github.com/uvs-project/uvs/conntrack"
+	"github.com/uvs-project/uvs/service"
+)
+
+// Connection sync, the dataplane's side. On the sync master each worker
+// pushes a record into its own lock-free queue when a connection reaches
+// a state the backup must know (IPVS's sync daemon sends on the same
+// kind of transitions): ESTABLISHED, the closing states, and UDP on its
+// first packet. A full queue drops the record and counts it; the worker
+// never waits. On the backup, received records reach the owning worker
+// through a bounded channel (a handful per new connection, never per
+// packet) and are inserted between batches.
+
+// importBudget bounds the synced records a worker inserts per round, so a
+// bulk dump never stalls its packets.
+const importBudget = 256
+
+// importRec is a received record with what the receiving director knows
+// of its own network: the interface its clients are behind.
+type importRec struct {
+	rec      connsync.Record
+	clientIf int32
+}
+
+// syncWorthy reports whether moving into state s is sent to the backup.
+func syncWorthy(s conntrack.State) bool {
+	switch s {
+	case conntrack.StateEstablished, conntrack.StateFinWait, conntrack.StateCloseWait,
+		conntrack.StateTimeWait, conntrack.StateClose, conntrack.StateLastAck, conntrack.StateUDP:
+		return true
+	}
+	return false
+}
+
+// syncOut queues connection c for the backup.
+func (w *worker) syncOut(c *conntrack.Conn) {
+	if w.syncQ == nil || !w.syncing || c.IsTemplate() {
+		return
+	}
+	r := &w.syncRec
+	toRecord(r, c, w.now)
+	if !w.syncQ.Push(r) {
+		w.stats.syncDropped.add(1)
+		return
+	}
+	w.stats.syncOut.add(1)
+}
+
+// toRecord turns a tracked connection into its wire record.
+func toRecord(r *connsync.Record, c *conntrack.Conn, now int64) {
+	*r = connsync.Record{
+		Proto: c.Orig.Proto, State: uint8(c.State), Fwd: c.Fwd,
+		Flags: c.Flags &^ conntrack.FlagInactive,
+		CAddr: c.Orig.Src, CPort: c.Orig.SPort,
+		VAddr: c.Orig.Dst, VPort: c.Orig.DPort,
+		DAddr: c.Reply.Src, DPort: c.Reply.SPort,
+		ClientMAC: c.ClientMAC,
+	}
+	if service.Fwd(c.Fwd) == service.FwdFullNat {
+		r.LAddr, r.LPort = c.Reply.Dst, c.Reply.DPort
+	}
+	if left := c.Expires - now; left > 0 {
+		r.Timeout = uint32((left + 999_999_999) / 1_000_000_000)
+	}
+}
+
+// importSynced inserts or refreshes the connections the master sent.
+func (w *worker) importSynced() {
+	for range importBudget {
+		select {
+		case ir := <-w.importQ:
+			w.importOne(&ir)
+		default:
+			return
+		}
+	}
+}
+
+func (w *worker) importOne(ir *importRec) {
+	r := &ir.rec
+	si, ok := w.snap.Lookup(r.Proto, r.VAddr, r.VPort)
+	if !ok {
+		w.stats.syncNoService.add(1)
+		return
+	}
+	svc := &w.snap.Services[si]
+	destID, found := uint32(0), false
+	for k, id := range svc.DestIDs {
+		if d := &svc.Dests[k]; d.Addr.As4() == r.DAddr && d.Port == r.DPort {
+			destID, found = id, true
+			break
+		}
+	}
+	if !found {
+		w.stats.syncNoService.add(1)
+		return
+	}
+	d := &w.snap.Dests[destID]
+	orig := conntrack.Tuple{Src: r.CAddr, Dst: r.VAddr, SPort: r.CPort, DPort: r.VPort, Proto: r.Proto}
+	state := conntrack.State(r.State)
+	expires := w.now + w.timeouts.Timeout(state)
+	if r.Timeout > 0 {
+		expires = w.now + int64(r.Timeout)*1_000_000_000
+	}
+	active := state == conntrack.StateEstablished
+	if id, _, ok := w.ct.Lookup(&orig); ok {
+		c := w.ct.Get(id)
+		if c.IsTemplate() {
+			return
+		}
+		was := !c.Inactive()
+		c.State, c.Expires = state, expires
+		if active {
+			c.Flags &^= conntrack.FlagInactive
+		} else {
+			c.Flags |= conntrack.FlagInactive
+		}
+		if was != active && int(c.Dest) < len(w.snap.Dests) {
+			cc := w.snap.Dests[c.Dest].Conns
+			if active {
+				cc.Active.Add(1)
+				cc.Inactive.Add(-1)
+			} else {
+				cc.Active.Add(-1)
+				cc.Inactive.Add(1)
+			}
+		}
+		w.stats.syncIn.add(1)
+		return
+	}
+	c := conntrack.Conn{
+		Orig:      orig,
+		Reply:     conntrack.Tuple{Src: r.DAddr, Dst: r.CAddr, SPort: r.DPort, DPort: r.CPort, Proto: r.Proto},
+		Svc:       svc.ID,
+		Dest:      destID,
+		Fwd:       uint8(d.Fwd),
+		ClientMAC: r.ClientMAC,
+		ClientIf:  ir.clientIf,
+		DestMAC:   d.NextHop.MAC,
+		DestIf:    d.NextHop.Ifindex,
+		State:     state,
+		Flags:     (r.Flags & conntrack.FlagNoOutput) | conntrack.FlagSynced,
+		Expires:   expires,
+	}
+	if d.Fwd == service.FwdFullNat {
+		c.Reply.Dst, c.Reply.DPort = r.LAddr, r.LPort
+	}
+	if !active {
+		c.Flags |= conntrack.FlagInactive
+	}
+	if _, err := w.ct.Insert(&c); err != nil {
+		w.stats.syncRefused.add(1)
+		return
+	}
+	if active {
+		d.Conns.Active.Add(1)
+	} else {
+		d.Conns.Inactive.Add(1)
+	}
+	w.stats.syncIn.add(1)
+}
+
+// learnClient completes a synced connection with what its first packet
+// from the client says: the backup knew the client's MAC from the master,
+// but the interface index and a next hop that moved are its own.
+func (w *worker) learnClient(c *conntrack.Conn, p *port, src [6]byte) {
+	c.ClientMAC = src
+	c.ClientIf = int32(p.ifindex)
+	c.Flags &^= conntrack.FlagSynced
+}
