@@ -85,7 +85,7 @@ type workerStats struct {
 	// the queue was full, received and inserted, received for a service
 	// or server this director does not have, refused by a full table.
 	syncOut, syncDropped, syncIn, syncNoService, syncRefused counter
-	drops       [numDropReasons]counter
+	drops                                                    [numDropReasons]counter
 	// by service ID and destination ID; replaced (grown) by the worker
 	// when a snapshot brings new IDs.
 	svc  atomic.Pointer[[]ipvsCounters]

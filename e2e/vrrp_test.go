@@ -383,8 +383,15 @@ func TestPrivilegedVRRPKeepalivedInterop(t *testing.T) {
 				v.startDirector(t, 1, tc.o)
 				v.waitState(t, 1, "BACKUP", 5*time.Second)
 				// keepalived's adverts keep uvsd BACKUP.
-				if n := metric(t, v.topo.Directors[1], `uvs_vrrp_adverts_received_total{instance="VI_VIP"}`); n == 0 {
-					t.Fatal("uvsd received no advert from keepalived")
+				ctx, cancel := context.WithTimeout(context.Background(), tc.failover)
+				defer cancel()
+				if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
+					if n := metric(t, v.topo.Directors[1], `uvs_vrrp_adverts_received_total{instance="VI_VIP"}`); n == 0 {
+						return fmt.Errorf("uvsd received no advert from keepalived")
+					}
+					return nil
+				}); err != nil {
+					t.Fatalf("%v\n%s", err, metricsText(t, v.topo.Directors[1]))
 				}
 				if err := ka.Stop(); err != nil {
 					t.Log(err)

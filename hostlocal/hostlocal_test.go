@@ -489,6 +489,29 @@ func TestPrivilegedGuard(t *testing.T) {
 		t.Fatalf("tables left after Close:\n%s", out)
 	}
 	arrives(vip)
+
+	// A table left by a process that died is replaced, not merged.
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if out, err := dir.Run(ctx, "nft", "add table netdev "+table+"; add set netdev "+table+" stale { type ipv4_addr; }"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if err := dir.Do(func() (err error) {
+		g, err = NewGuard(table, "d0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := dir.Run(ctx, "nft", "list", "table", "netdev", table); err != nil || strings.Contains(out, "stale") || !strings.Contains(out, "chain ingress") {
+		t.Fatalf("after replacing a stale table (%v):\n%s", err, out)
+	}
+	if err := g.SetVIPs([]netip.Addr{vip}); err != nil {
+		t.Fatal(err)
+	}
+	blocked(vip)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestGuardRejectsIPv6VIP(t *testing.T) {

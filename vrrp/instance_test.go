@@ -445,7 +445,7 @@ func TestNewValidates(t *testing.T) {
 		{"VRID 0", func(c *Config) { c.VRID = 0 }, "virtual router ID 0"},
 		{"priority 0", func(c *Config) { c.Priority = 0 }, "priority 0"},
 		{"version 4", func(c *Config) { c.Version = 4 }, "version 4"},
-		{"v2 fractional interval", func(c *Config) { c.Version, c.AdvertInt = 2, 1500 * time.Millisecond }, "whole seconds"},
+		{"v2 fractional interval", func(c *Config) { c.Version, c.AdvertInt = 2, 1500*time.Millisecond }, "whole seconds"},
 		{"v2 interval 0", func(c *Config) { c.Version, c.AdvertInt = 2, 0 }, "whole seconds"},
 		{"v2 long password", func(c *Config) { c.Version, c.AdvertInt, c.AuthPass = 2, time.Second, "123456789" }, "8 bytes"},
 		{"v3 interval too long", func(c *Config) { c.AdvertInt = 41 * time.Second }, "0.01s-40.95s"},
