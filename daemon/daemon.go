@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -46,6 +47,7 @@ type Daemon struct {
 
 	vrrp *vrrpManager
 	sync *syncer
+	host *colocated
 
 	ctx          context.Context
 	checksMu     sync.Mutex
@@ -100,7 +102,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err := Apply(cfg, d.model); err != nil {
 		return err
 	}
-	ifaces, err := d.interfaces()
+	var vrrpIfs []string
+	for _, vi := range cfg.VRRPInstances {
+		vrrpIfs = append(vrrpIfs, vi.Interface)
+	}
+	ifaces, err := d.interfaces(vrrpIfs)
 	if err != nil {
 		return err
 	}
@@ -128,6 +134,26 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if sd != nil {
 		dcfg.SyncQueue = syncQueue
+	}
+	if d.hasLocalDest() {
+		if d.host, err = openColocated(ifaces); err != nil {
+			if d.vrrp != nil {
+				d.vrrp.close()
+			}
+			return err
+		}
+		defer d.host.close()
+		if err := d.host.setVIPs(d.model.Snapshot().VIPs()); err != nil {
+			return err
+		}
+		dcfg.Host = d.host.inj
+		if d.vrrp != nil {
+			d.vrrp.onPeers = func(macs [][6]byte) {
+				if err := d.host.setPeers(macs); err != nil {
+					log.Error("host guard peers", "err", err)
+				}
+			}
+		}
 	}
 	d.engine, err = dataplane.New(dcfg, d.model, ifaces)
 	if err != nil {
@@ -198,14 +224,20 @@ func Run(ctx context.Context, opts Options) error {
 
 // interfaces finds the interfaces that serve the VIPs, the owned
 // addresses and the real servers, from the routing table.
-func (d *Daemon) interfaces() ([]dataplane.Iface, error) {
+func (d *Daemon) interfaces(named []string) ([]dataplane.Iface, error) {
 	s := d.model.Snapshot()
+	local := localAddrs()
 	var addrs []netip.Addr
 	for a := range s.Owned {
-		addrs = append(addrs, netip.AddrFrom4(a))
+		// A VIP on this host's loopback (a director that is also a
+		// real server) says nothing about where its clients are: the
+		// VRRP instance's interface does.
+		if !local[a] {
+			addrs = append(addrs, netip.AddrFrom4(a))
+		}
 	}
 	for _, dd := range s.Dests {
-		if !dd.Removed {
+		if !dd.Removed && !local[dd.Addr] {
 			addrs = append(addrs, netip.AddrFrom4(dd.Addr))
 		}
 	}
@@ -227,10 +259,39 @@ func (d *Daemon) interfaces() ([]dataplane.Iface, error) {
 		copy(mac[:], h.IfMAC)
 		out = append(out, dataplane.Iface{Index: h.Ifindex, Name: h.IfName, MAC: mac, MTU: h.IfMTU})
 	}
+	for _, name := range named {
+		ifc, err := net.InterfaceByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("interface %s: %w", name, err)
+		}
+		if seen[ifc.Index] || len(ifc.HardwareAddr) != 6 {
+			continue
+		}
+		seen[ifc.Index] = true
+		out = append(out, dataplane.Iface{Index: ifc.Index, Name: ifc.Name, MAC: [6]byte(ifc.HardwareAddr), MTU: ifc.MTU})
+	}
 	if len(out) == 0 {
 		return nil, errors.New("no virtual service or owned address: nothing to serve")
 	}
 	return out, nil
+}
+
+// localAddrs are the host's own IPv4 addresses: a real server at one of
+// them is this host.
+func localAddrs() map[[4]byte]bool {
+	out := map[[4]byte]bool{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() {
+				out[ip.Unmap().As4()] = true
+			}
+		}
+	}
+	return out
 }
 
 func (d *Daemon) kickResolver() {
@@ -247,11 +308,16 @@ func (d *Daemon) resolveAll(ctx context.Context) bool {
 	seen := map[[4]byte]bool{}
 	var wg sync.WaitGroup
 	var failed atomic.Bool
+	local := localAddrs()
 	for _, dd := range s.Dests {
 		if dd.Removed || seen[dd.Addr] {
 			continue
 		}
 		seen[dd.Addr] = true
+		if local[dd.Addr] {
+			d.model.SetNextHop(dd.Addr, service.NextHop{Local: true, Valid: true})
+			continue
+		}
 		wg.Add(1)
 		go func(a [4]byte) {
 			defer wg.Done()
@@ -332,6 +398,11 @@ func (d *Daemon) Reload() error {
 		return err
 	}
 	d.kickResolver()
+	if d.host != nil {
+		if err := d.host.setVIPs(d.model.Snapshot().VIPs()); err != nil {
+			d.log.Error("host guard VIPs", "err", err)
+		}
+	}
 	if d.ctx != nil {
 		return d.restartChecks(cfg)
 	}

@@ -125,6 +125,7 @@ func (d *Daemon) writeVRRPMetrics(w io.Writer) {
 	counter := func(name, help string, v uint64) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
 	}
+	counter("uvs_dataplane_local_delivered_total", "Packets handed to this host's stack for a real server that is this host.", c.LocalOut)
 	counter("uvs_dataplane_from_peer_total", "New-connection packets another director had scheduled to this host, left to the host.", c.FromPeer)
 	counter("uvs_sync_records_queued_total", "Connection changes queued for the backup.", c.SyncOut)
 	counter("uvs_sync_records_dropped_total", "Connection changes dropped: a worker's sync queue was full.", c.SyncDropped)

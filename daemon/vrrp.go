@@ -96,6 +96,8 @@ type vrrpManager struct {
 	// syncInst is the instance the sync daemon follows (nil: none).
 	syncInst *vinst
 	onSync   func(master bool)
+	// onPeers is told the peer directors' MACs when one is learnt.
+	onPeers func(macs [][6]byte)
 }
 
 type scriptState struct {
@@ -365,6 +367,9 @@ func (m *vrrpManager) learnPeer(now time.Time, mac [6]byte) {
 	m.peerMu.Unlock()
 	if !known {
 		m.d.model.SetPeerMACs(macs)
+		if m.onPeers != nil {
+			m.onPeers(macs)
+		}
 	}
 }
 

@@ -36,10 +36,19 @@ type Config struct {
 	// SyncQueue, when positive, gives each worker a connection sync
 	// queue of that many records (connsync.Queue) and an import channel.
 	SyncQueue int
+	// Host, when set, takes the packets of connections to a real server
+	// that is this host (a director that is also a real server).
+	Host HostStack
 	// Spin is how long a worker busy-polls its rings after traffic
 	// before sleeping in poll(2); 0 never spins.
 	Spin time.Duration
 	Log  *slog.Logger
+}
+
+// HostStack hands an IPv4 packet, checksums complete, to this host's own
+// stack (hostlocal.Injector). Write must be safe for concurrent use.
+type HostStack interface {
+	Write(ipPacket []byte) error
 }
 
 // Engine runs the workers.
@@ -90,6 +99,7 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 			reqs:  make(chan func(*worker), 1),
 			spin:  int64(cfg.Spin),
 			sync:  &e.syncMaster,
+			host:  cfg.Host,
 		}
 		if cfg.SyncQueue > 0 {
 			w.syncQ = connsync.NewQueue(cfg.SyncQueue)
@@ -232,6 +242,7 @@ func (e *Engine) Counters() Counters {
 		c.ICMPErrors += s.icmpErrors.load()
 		c.Misdirected += s.misdirected.load()
 		c.FromPeer += s.fromPeer.load()
+		c.LocalOut += s.localOut.load()
 		c.SyncOut += s.syncOut.load()
 		c.SyncDropped += s.syncDropped.load()
 		c.SyncIn += s.syncIn.load()

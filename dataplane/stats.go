@@ -54,13 +54,14 @@ const (
 	dropTooBig                         // larger than the tunnel's MTU (answered with frag-needed when DF)
 	dropNoLocalPort                    // FULLNAT: no free local port (or no local address)
 	dropStandby                        // a service whose VRRP instance is not MASTER here
+	dropLocal                          // the host's stack refused a packet for a local real server
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	"truncated", "vlan", "bad_ipv4", "ip_options", "fragment", "bad_l4", "no_conn", "no_service",
 	"no_dest", "table_full", "tuple_clash", "no_nexthop", "ttl_expired", "icmp_no_conn",
-	"unknown_proto", "tx", "too_big", "no_local_port", "standby",
+	"unknown_proto", "tx", "too_big", "no_local_port", "standby", "local",
 }
 
 func (r dropReason) String() string {
@@ -81,6 +82,9 @@ type workerStats struct {
 	// fromPeer counts new connections' packets that another director of
 	// our VRRP instances had scheduled already: left to the host.
 	fromPeer counter
+	// localOut counts packets handed to this host's stack for a real
+	// server that is this host.
+	localOut counter
 	// Connection sync: records queued for the backup, dropped because
 	// the queue was full, received and inserted, received for a service
 	// or server this director does not have, refused by a full table.
@@ -118,7 +122,7 @@ type Counters struct {
 	RxFrames, TxFrames, Ignored, ARPReplies, EchoReplies, ICMPErrors uint64
 	Misdirected                                                      uint64
 	RingOverruns                                                     uint64 // frames the kernel dropped: receive ring full
-	FromPeer                                                         uint64
+	FromPeer, LocalOut                                               uint64
 	SyncOut, SyncDropped, SyncIn, SyncNoService, SyncRefused         uint64
 	Drops                                                            map[string]uint64
 	PerWorkerRx                                                      []uint64

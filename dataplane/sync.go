@@ -149,6 +149,12 @@ func (w *worker) importOne(ir *importRec) {
 	if d.Fwd == service.FwdFullNat {
 		c.Reply.Dst, c.Reply.DPort = r.LAddr, r.LPort
 	}
+	if d.NextHop.Local {
+		// The master sent it to us as a real server: from now on
+		// our own stack serves it.
+		c.Fwd = uint8(service.FwdLocal)
+		c.Flags |= conntrack.FlagNoOutput
+	}
 	if !active {
 		c.Flags |= conntrack.FlagInactive
 	}

@@ -94,6 +94,9 @@ type worker struct {
 	syncQ   *connsync.Queue
 	syncRec connsync.Record
 	importQ chan importRec
+
+	// host takes connections to this host as a real server.
+	host HostStack
 }
 
 func (w *worker) portByIf(ifindex int32) *port {
@@ -387,15 +390,15 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 		return
 	}
 	svc := &w.snap.Services[si]
-	if svc.Standby {
-		w.drop(dropStandby)
-		return
-	}
 	eth := header.Ethernet(buf[vnetHdrLen:])
 	if len(w.snap.PeerMACs) > 0 && w.snap.PeerMACs[eth.Src()] {
 		// Another director scheduled this packet to us as a real
 		// server: our host serves it, we must not schedule it again.
 		w.stats.fromPeer.add(1)
+		return
+	}
+	if svc.Standby {
+		w.drop(dropStandby)
 		return
 	}
 	st := &w.scheds[si]
@@ -440,7 +443,10 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 		}
 		c.Reply.Dst, c.Reply.DPort = lip, lport
 	}
-	if d.Fwd == service.FwdRoute || d.Fwd == service.FwdTunnel {
+	if d.NextHop.Local {
+		c.Fwd = uint8(service.FwdLocal)
+	}
+	if d.Fwd == service.FwdRoute || d.Fwd == service.FwdTunnel || d.NextHop.Local {
 		// The server answers the client directly: the director sees
 		// one side, and IPVS uses its INPUT-ONLY state table.
 		c.Flags |= conntrack.FlagNoOutput
@@ -575,6 +581,14 @@ func (w *worker) forward(p *port, buf []byte, ip header.IPv4, mode modes.CsumMod
 		case service.FwdRoute:
 			// DR: the IP packet goes on untouched; only the MACs
 			// change.
+		case service.FwdLocal:
+			w.svcC[c.Svc].inPkts.add(1)
+			w.svcC[c.Svc].inBytes.add(n)
+			w.destC[c.Dest].inPkts.add(1)
+			w.destC[c.Dest].inBytes.add(n)
+			w.advance(c, pdir, tcpFlags)
+			w.deliverLocal(buf, ip)
+			return
 		case service.FwdTunnel:
 			w.svcC[c.Svc].inPkts.add(1)
 			w.svcC[c.Svc].inBytes.add(n)

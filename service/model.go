@@ -89,7 +89,11 @@ type NextHop struct {
 	MAC     [6]byte
 	// Src is the director's own address on that interface, the outer
 	// source of TUN mode's IPIP header.
-	Src   [4]byte
+	Src [4]byte
+	// Local is set when the destination is an address of this host: a
+	// director that is also a real server hands such connections to its
+	// own stack (IPVS's LOCALNODE).
+	Local bool
 	Valid bool
 }
 
