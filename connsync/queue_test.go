@@ -1,6 +1,7 @@
 package connsync
 
 import (
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -82,12 +83,17 @@ func TestQueueSPSC(t *testing.T) {
 			if q.Push(&r) {
 				i++
 				pushed++
+			} else {
+				runtime.Gosched() // with GOMAXPROCS=1 the consumer needs the CPU
 			}
 		}
 	}()
 	dst := make([]Record, 48)
 	for next := 0; next < total; {
 		n := q.Pop(dst)
+		if n == 0 {
+			runtime.Gosched()
+		}
 		for i := range n {
 			if dst[i].Timeout != uint32(next) || dst[i].CPort != uint16(next) {
 				t.Fatalf("popped %+v, want record %d", dst[i], next)
@@ -126,7 +132,9 @@ func BenchmarkQueue(b *testing.B) {
 			case <-done:
 				return
 			default:
-				q.Pop(dst)
+				if q.Pop(dst) == 0 {
+					runtime.Gosched()
+				}
 			}
 		}
 	}()
@@ -134,6 +142,7 @@ func BenchmarkQueue(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		for !q.Push(&r) {
+			runtime.Gosched()
 		}
 	}
 	close(done)

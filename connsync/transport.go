@@ -6,10 +6,11 @@ import (
 	"net/netip"
 )
 
-// IPVS's sync daemon defaults, which ListenMulticast's callers use unless
-// configured otherwise.
+// DefaultGroup is the multicast group IPVS's sync daemon uses, and so
+// the one ListenMulticast's callers use unless configured otherwise.
 var DefaultGroup = netip.AddrFrom4([4]byte{224, 0, 0, 81})
 
+// DefaultPort is IPVS's sync port.
 const DefaultPort = 8848
 
 // ListenUnicast opens a UDP socket on laddr for a director pair that

@@ -101,12 +101,11 @@ type vrrpManager struct {
 }
 
 type scriptState struct {
-	cfg      config.VRRPScript
-	ok       bool
-	run      int // consecutive results agreeing with the next state
-	running  bool
-	nextRun  time.Time
-	everDone bool
+	cfg     config.VRRPScript
+	ok      bool
+	run     int // consecutive results agreeing with the next state
+	running bool
+	nextRun time.Time
 }
 
 // newVRRP prepares the manager: interfaces, addresses, sockets. It opens
@@ -217,6 +216,7 @@ func (m *vrrpManager) prepare(ci config.VRRPInstance) (*vinst, error) {
 		if err := m.socks[ifc.Index].addUnicast(vi.mac); err != nil {
 			return nil, fmt.Errorf("interface %s: virtual MAC: %w", ci.Interface, err)
 		}
+		m.d.model.SetVMAC(vi.addrs, vi.mac)
 	}
 	return vi, nil
 }

@@ -239,7 +239,7 @@ func (w *worker) handle(p *port, f rxFrame) {
 	frame := f.buf[vnetHdrLen:]
 	w.head = f.head
 	eth := header.Ethernet(frame)
-	if eth.Dst() != p.mac && eth.Type() != header.EtherTypeARP {
+	if eth.Dst() != p.mac && eth.Type() != header.EtherTypeARP && !w.snap.IsVMAC(eth.Dst()) {
 		// Not addressed to us: another host's unicast, or multicast
 		// that the control plane reads on its own sockets.
 		w.stats.ignored.add(1)
@@ -273,13 +273,17 @@ func (w *worker) arp(p *port, buf []byte) {
 		w.stats.ignored.add(1)
 		return
 	}
+	mac := p.mac
+	if vm, ok := w.snap.VMACs[target]; ok {
+		mac = vm // use_vmac: the address moves with its MAC
+	}
 	eth := header.Ethernet(frame)
 	eth.SetDst(a.SenderMAC())
-	eth.SetSrc(p.mac)
+	eth.SetSrc(mac)
 	a.SetOp(header.ARPReply)
 	a.SetTargetMAC(a.SenderMAC())
 	a.SetTargetIP(a.SenderIP())
-	a.SetSenderMAC(p.mac)
+	a.SetSenderMAC(mac)
 	a.SetSenderIP(target)
 	clearVnet(buf)
 	w.stats.arpReplies.add(1)

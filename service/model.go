@@ -133,6 +133,7 @@ type Model struct {
 	owned    map[[4]byte]bool
 	standby  map[[4]byte]bool    // addresses of VRRP instances that are not MASTER
 	peerMACs map[[6]byte]bool    // other directors of our VRRP instances
+	vmacs    map[[4]byte][6]byte // VRRP virtual MACs (use_vmac), by address
 	nexthops map[[4]byte]NextHop // by destination address
 	timeouts Timeouts
 	gen      uint64
@@ -148,7 +149,7 @@ var DefaultTimeouts = Timeouts{TCP: 900, TCPFin: 120, UDP: 300}
 
 // NewModel returns an empty model with IPVS's default timeouts.
 func NewModel() *Model {
-	m := &Model{owned: map[[4]byte]bool{}, standby: map[[4]byte]bool{}, peerMACs: map[[6]byte]bool{}, nexthops: map[[4]byte]NextHop{}, timeouts: DefaultTimeouts, nextSvc: 1}
+	m := &Model{owned: map[[4]byte]bool{}, standby: map[[4]byte]bool{}, peerMACs: map[[6]byte]bool{}, vmacs: map[[4]byte][6]byte{}, nexthops: map[[4]byte]NextHop{}, timeouts: DefaultTimeouts, nextSvc: 1}
 	m.publishLocked()
 	return m
 }
@@ -400,6 +401,18 @@ func (m *Model) SetPeerMACs(macs [][6]byte) {
 		return
 	}
 	m.peerMACs = next
+	m.publishLocked()
+}
+
+// SetVMAC makes mac (a VRRP instance's virtual MAC, use_vmac) the
+// hardware address of addrs: ARP replies name it, and frames sent to it
+// are taken as addressed to uvs.
+func (m *Model) SetVMAC(addrs [][4]byte, mac [6]byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, a := range addrs {
+		m.vmacs[a] = mac
+	}
 	m.publishLocked()
 }
 

@@ -22,6 +22,9 @@ type Snapshot struct {
 	Standby map[[4]byte]bool
 	// PeerMACs are the other directors of our VRRP instances.
 	PeerMACs map[[6]byte]bool
+	// VMACs are VRRP virtual MACs by address; VMACList has each once.
+	VMACs    map[[4]byte][6]byte
+	VMACList [][6]byte
 	Timeouts Timeouts
 
 	byKey   map[Key]int
@@ -73,6 +76,7 @@ func (m *Model) publishLocked() {
 		Owned:    map[[4]byte]bool{},
 		Standby:  maps.Clone(m.standby),
 		PeerMACs: maps.Clone(m.peerMACs),
+		VMACs:    maps.Clone(m.vmacs),
 		Timeouts: m.timeouts,
 		byKey:    map[Key]int{},
 		vips:     map[[4]byte]bool{},
@@ -114,9 +118,25 @@ func (m *Model) publishLocked() {
 	for a := range m.standby {
 		delete(s.Owned, a)
 	}
+	for _, mac := range m.vmacs {
+		if !slices.Contains(s.VMACList, mac) {
+			s.VMACList = append(s.VMACList, mac)
+		}
+	}
 	for a := range s.vips {
 		s.vipList = append(s.vipList, a)
 	}
 	slices.SortFunc(s.vipList, func(a, b [4]byte) int { return slices.Compare(a[:], b[:]) })
 	m.snap.Store(s)
+}
+
+// IsVMAC reports whether mac is one of the VRRP virtual MACs; the list is
+// a handful at most.
+func (s *Snapshot) IsVMAC(mac [6]byte) bool {
+	for _, m := range s.VMACList {
+		if m == mac {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,115 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/uvs-project/uvs/lab"
+)
+
+// TestPrivilegedVRRPUseVMAC: with use_vmac the VIP keeps the virtual MAC
+// 00:00:5e:00:01:<VRID> across a failover, so the client's ARP entry
+// never changes, and traffic goes on through the new MASTER.
+func TestPrivilegedVRRPUseVMAC(t *testing.T) {
+	v := newVRRPLab(t)
+	o := lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1", UseVMAC: true}
+	a := v.startDirector(t, 0, o)
+	v.waitState(t, 0, "MASTER", 5*time.Second)
+	v.startDirector(t, 1, o)
+	v.waitState(t, 1, "BACKUP", 5*time.Second)
+	vip := v.topo.VIP.String()
+	if words := curlClose(t, v.topo.Client, "http://"+vip+"/", 10); len(words) != 10 {
+		t.Fatalf("%d answers", len(words))
+	}
+	const vmac = "00:00:5e:00:01:33" // VRID 51
+	if got := v.vipMAC(t); got != vmac {
+		t.Fatalf("client's ARP entry for the VIP: %s, want %s", got, vmac)
+	}
+	if err := a.proc.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	v.waitState(t, 1, "MASTER", 3*time.Second)
+	if words := curlClose(t, v.topo.Client, "http://"+vip+"/", 10); len(words) != 10 {
+		t.Fatalf("%d answers after the failover", len(words))
+	}
+	if got := v.vipMAC(t); got != vmac {
+		t.Fatalf("client's ARP entry for the VIP after the failover: %s, want %s", got, vmac)
+	}
+}
+
+// unicastConf turns director i's configuration into unicast VRRP: each
+// instance sends to the other director's address on its segment.
+func unicastConf(v *vrrpLab, i int, conf string) string {
+	p := 1 - i
+	conf = strings.Replace(conf, "    interface d0\n", fmt.Sprintf("    interface d0\n    unicast_src_ip %v\n    unicast_peer {\n        %v\n    }\n",
+		v.topo.DirClientIPs[i], v.topo.DirClientIPs[p]), 1)
+	return strings.Replace(conf, "    interface d1\n", fmt.Sprintf("    interface d1\n    unicast_src_ip %v\n    unicast_peer {\n        %v\n    }\n",
+		v.topo.DirServerIPs[i], v.topo.DirServerIPs[p]), 1)
+}
+
+// TestPrivilegedVRRPUnicast: unicast_src_ip/unicast_peer instead of the
+// multicast group; failover works the same.
+func TestPrivilegedVRRPUnicast(t *testing.T) {
+	v := newVRRPLab(t)
+	o := lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1"}
+	a := startUVSD(t, v.l, v.topo.Directors[0], unicastConf(v, 0, v.conf(0, o)), "--metrics", "127.0.0.1:9180")
+	v.waitState(t, 0, "MASTER", 5*time.Second)
+	startUVSD(t, v.l, v.topo.Directors[1], unicastConf(v, 1, v.conf(1, o)), "--metrics", "127.0.0.1:9180")
+	v.waitState(t, 1, "BACKUP", 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
+		if n := metric(t, v.topo.Directors[1], `uvs_vrrp_adverts_received_total{instance="VI_GW"}`); n < 5 {
+			return fmt.Errorf("%d unicast adverts received", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.proc.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	v.waitState(t, 1, "MASTER", 3*time.Second)
+	if words := curlClose(t, v.topo.Client, "http://"+v.topo.VIP.String()+"/", 10); len(words) != 10 {
+		t.Fatalf("%d answers after the failover", len(words))
+	}
+}
+
+// TestPrivilegedVRRPTrackScript: a failing vrrp_script (weight 0) puts
+// the MASTER's instance in FAULT, and its sync group with it; the BACKUP
+// takes over; when the script succeeds again the higher-priority director
+// returns and preempts.
+func TestPrivilegedVRRPTrackScript(t *testing.T) {
+	v := newVRRPLab(t)
+	o := lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1"}
+	down := filepath.Join(t.TempDir(), "down")
+	script := fmt.Sprintf("vrrp_script chk {\n    script \"/bin/sh -c '! test -e %s'\"\n    interval 1\n    fall 1\n    rise 1\n}\n", down)
+	conf := func(i int) string {
+		c := v.conf(i, o)
+		c = strings.Replace(c, "vrrp_sync_group", script+"\nvrrp_sync_group", 1)
+		return strings.Replace(c, "    interface d0\n", "    interface d0\n    track_script {\n        chk\n    }\n", 1)
+	}
+	startUVSD(t, v.l, v.topo.Directors[0], conf(0), "--metrics", "127.0.0.1:9180")
+	v.waitState(t, 0, "MASTER", 5*time.Second)
+	startUVSD(t, v.l, v.topo.Directors[1], conf(1), "--metrics", "127.0.0.1:9180")
+	v.waitState(t, 1, "BACKUP", 5*time.Second)
+	if err := os.WriteFile(down, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v.waitState(t, 0, "FAULT", 5*time.Second) // both instances: the group follows
+	v.waitState(t, 1, "MASTER", 3*time.Second)
+	if words := curlClose(t, v.topo.Client, "http://"+v.topo.VIP.String()+"/", 10); len(words) != 10 {
+		t.Fatalf("%d answers with dirA in FAULT", len(words))
+	}
+	if err := os.Remove(down); err != nil {
+		t.Fatal(err)
+	}
+	v.waitState(t, 0, "MASTER", 8*time.Second)
+	v.waitState(t, 1, "BACKUP", 3*time.Second)
+}
