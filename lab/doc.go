@@ -20,5 +20,8 @@
 // test", and fail instead when CI=true.
 //
 // Addresses come from the RFC 2544 benchmarking range 198.18.0.0/15 only;
-// NATTopology is the standard two-armed LVS-NAT lab.
+// NATTopology is the standard two-armed LVS-NAT lab; VRRPTopology is the
+// same with two (or three) directors for VRRP failover, whose
+// KeepalivedConf is read alike by uvsd and by Debian's keepalived
+// (StartKeepalived, WaitState).
 package lab
