@@ -128,7 +128,10 @@ func TestWorkerSyncRoundTrip(t *testing.T) {
 
 type fakeHost struct{ pkts [][]byte }
 
-func (h *fakeHost) Write(p []byte) error { h.pkts = append(h.pkts, append([]byte(nil), p...)); return nil }
+func (h *fakeHost) Write(p []byte) error {
+	h.pkts = append(h.pkts, append([]byte(nil), p...))
+	return nil
+}
 
 // TestWorkerLocalDelivery: a real server that is this host gets its
 // connections through the host stack, the partial checksum of a frame

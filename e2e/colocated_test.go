@@ -23,7 +23,7 @@ printf '%s\n' "$3" >"$d/$2.state.$$" && mv -f "$d/$2.state.$$" "$d/$2.state"
 // real servers of the service, with a third real server beside them.
 // With keepalived and IPVS the directors loop packets between them unless
 // the operator marks MACs by hand; uvsd must not, out of the box: every
-// request is answered, rr splits 300 connections 100/100/100, the MASTER
+// request is answered, rr splits 300 connections about 100/100/100, the MASTER
 // never sees a packet come back from the BACKUP, the BACKUP forwards
 // nothing and leaves what the MASTER scheduled to it to its own host, and
 // the MASTER's own kernel serves only the connections scheduled to it.
