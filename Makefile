@@ -6,9 +6,9 @@ export PATH := $(PATH):/usr/local/go/bin:/usr/sbin:/sbin
 GO      ?= go
 BIN     := $(CURDIR)/bin
 # Unit packages: no root, no namespaces; run under the race detector.
-UNIT    := ./header/... ./modes/... ./conntrack/... ./sched/... ./config/... ./ipvsadm/... ./service/... ./control/... ./daemon/... ./health/...
+UNIT    := ./header/... ./modes/... ./conntrack/... ./sched/... ./config/... ./ipvsadm/... ./service/... ./control/... ./daemon/... ./health/... ./vrrp/... ./connsync/...
 # Packages whose tests build namespace labs (root; they skip otherwise, fail under CI=true).
-LAB     := ./lab/... ./dataplane/... ./e2e/... ./bench/...
+LAB     := ./lab/... ./dataplane/... ./hostlocal/... ./e2e/... ./bench/...
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # command:debian-package pairs the tests and the demo need.
@@ -51,7 +51,7 @@ demo: deps build
 	$(BIN)/uvsdemo -bin $(BIN)
 
 gobench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./header/... ./modes/... ./conntrack/... ./sched/... ./dataplane/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./header/... ./modes/... ./conntrack/... ./sched/... ./dataplane/... ./vrrp/... ./connsync/...
 
 labbench: deps build
 	$(BIN)/uvsbench -bin $(BIN)

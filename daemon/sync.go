@@ -30,6 +30,12 @@ const bulkMax = 1 << 20
 // syncQueue is each worker's sync queue, in records.
 const syncQueue = 1 << 14
 
+// refreshEvery is how often the master re-sends its whole table (paced
+// by the sender's rate limit), so that a connection that stays in one
+// state longer than its timeout, an idle ESTABLISHED one, does not expire
+// on the backup; IPVS's sync_refresh_period does the same.
+const refreshEvery = 60 * time.Second
+
 type syncer struct {
 	d      *Daemon
 	sd     *config.LVSSyncDaemon
@@ -112,6 +118,7 @@ func newSyncer(d *Daemon, cfg *config.Config) (*syncer, error) {
 
 func (s *syncer) run(ctx context.Context) {
 	go s.snd.Run(ctx)
+	go s.refresh(ctx)
 	if err := s.rcv.Run(ctx); err != nil && ctx.Err() == nil {
 		s.d.log.Error("sync receiver", "err", err)
 	}
@@ -160,24 +167,41 @@ func (s *syncer) vipIf(vaddr [4]byte) int32 {
 }
 
 func (s *syncer) onRequest(from net.Addr) {
+	go s.bulk(from.String())
+}
+
+func (s *syncer) refresh(ctx context.Context) {
+	t := time.NewTicker(refreshEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.bulk("refresh")
+		}
+	}
+}
+
+// bulk sends the whole table, once at a time, when this director is the
+// sync master.
+func (s *syncer) bulk(why string) {
 	if !s.master.Load() || !s.bulking.CompareAndSwap(false, true) {
 		return
 	}
-	go func() {
-		defer s.bulking.Store(false)
-		ctx, cancel := context.WithTimeout(s.d.ctx, 30*time.Second)
-		defer cancel()
-		recs, err := s.d.engine.SyncSnapshot(ctx, bulkMax)
-		if err != nil {
-			s.d.log.Warn("sync: bulk dump", "err", err)
-			return
-		}
-		if err := s.snd.SendBulk(ctx, recs); err != nil {
-			s.d.log.Warn("sync: bulk dump", "err", err)
-			return
-		}
-		s.d.log.Info("sync: sent the connection table", "to", from, "connections", len(recs))
-	}()
+	defer s.bulking.Store(false)
+	ctx, cancel := context.WithTimeout(s.d.ctx, 2*refreshEvery)
+	defer cancel()
+	recs, err := s.d.engine.SyncSnapshot(ctx, bulkMax)
+	if err != nil {
+		s.d.log.Warn("sync: bulk dump", "err", err)
+		return
+	}
+	if err := s.snd.SendBulk(ctx, recs); err != nil {
+		s.d.log.Warn("sync: bulk dump", "err", err)
+		return
+	}
+	s.d.log.Info("sync: sent the connection table", "for", why, "records", len(recs))
 }
 
 func (s *syncer) onBulkEnd() {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,7 +57,7 @@ type Engine struct {
 	ifaces  []Iface
 	workers []*worker
 	wg      sync.WaitGroup
-	steered [][4]byte
+	steered steering
 	// syncMaster is whether the workers send connection changes to the
 	// backup; the VRRP state of the sync instance sets it.
 	syncMaster atomic.Bool
@@ -140,7 +139,8 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 // steer (re)installs the steering program for the snapshot's VIPs on
 // every interface's fanout group.
 func (e *Engine) steer(s *service.Snapshot) error {
-	prog, err := steerProgram(s.VIPs(), false)
+	st := steeringOf(s)
+	prog, err := steerProgram(st, false)
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func (e *Engine) steer(s *service.Snapshot) error {
 			return err
 		}
 	}
-	e.steered = s.VIPs()
+	e.steered = st
 	return nil
 }
 
@@ -164,7 +164,7 @@ func (e *Engine) watchVIPs(ctx context.Context) {
 		case <-t.C:
 		}
 		s := e.model.Snapshot()
-		if slices.Equal(s.VIPs(), e.steered) {
+		if st := steeringOf(s); st.equal(&e.steered) {
 			continue
 		}
 		if err := e.steer(s); err != nil {
@@ -309,13 +309,14 @@ func (e *Engine) SyncQueues() []*connsync.Queue {
 // a worker's import channel was full.
 func (e *Engine) Import(recs []connsync.Record, clientIf func(vaddr [4]byte) int32) (refused int) {
 	n := uint32(len(e.workers))
+	st := steeringOf(e.model.Snapshot())
 	for i := range recs {
 		r := &recs[i]
 		a, port := r.CAddr, r.CPort
 		if r.LPort != 0 {
 			a, port = r.LAddr, r.LPort
 		}
-		w := e.workers[steerKeyOf(uint32(a[0])<<24|uint32(a[1])<<16|uint32(a[2])<<8|uint32(a[3]), port)%n]
+		w := e.workers[st.key(a, port)%n]
 		if w.importQ == nil {
 			refused++
 			continue
@@ -329,23 +330,56 @@ func (e *Engine) Import(recs []connsync.Record, clientIf func(vaddr [4]byte) int
 	return refused
 }
 
-// SyncSnapshot copies up to max live connections of every worker as sync
-// records, for a bulk dump to a backup that asked for the whole table.
+// SyncSnapshot copies up to max live connections and persistence
+// templates of every worker as sync records, for a bulk dump to a backup
+// that asked for the whole table, or a periodic refresh. Each worker
+// copies a slice of its table per request, between batches, so that a
+// table of millions never stalls its packets for long.
 func (e *Engine) SyncSnapshot(ctx context.Context, max int) ([]connsync.Record, error) {
-	cs, err := e.Conns(ctx, max)
-	if err != nil {
-		return nil, err
+	const chunk = 1 << 15
+	var out []connsync.Record
+	type part struct {
+		recs []connsync.Record
+		next int
+		end  bool
 	}
-	now := monotime()
-	out := make([]connsync.Record, 0, len(cs))
-	for i := range cs {
-		c := &cs[i]
-		if c.IsTemplate() || c.Expired(now) {
-			continue
+	for _, w := range e.workers {
+		for pos := 0; len(out) < max; {
+			done := make(chan part, 1)
+			at := pos
+			fn := func(w *worker) {
+				cs, next := w.ct.AppendSnapshotAt(nil, at, chunk)
+				now := monotime()
+				p := part{next: next, end: next >= w.ct.Cap()}
+				for i := range cs {
+					if c := &cs[i]; !c.Expired(now) {
+						var r connsync.Record
+						w.toRecord(&r, c, now)
+						p.recs = append(p.recs, r)
+					}
+				}
+				done <- p
+			}
+			select {
+			case w.reqs <- fn:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			var p part
+			select {
+			case p = <-done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			out = append(out, p.recs...)
+			if p.end {
+				break
+			}
+			pos = p.next
 		}
-		var r connsync.Record
-		toRecord(&r, c, now)
-		out = append(out, r)
+	}
+	if len(out) > max {
+		out = out[:max]
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/net/bpf"
 
 	"github.com/uvs-project/uvs/header"
+	"github.com/uvs-project/uvs/service"
 )
 
 // Steering: with several workers, every packet of a connection must reach
@@ -30,10 +31,70 @@ func steerKeyOf(addr uint32, port uint16) uint32 {
 
 const steerMul = 0x9e3779b1
 
+// steering is what the fanout program is built from. With a persistent
+// service, a client's connections must share a worker, whose table holds
+// the client network's persistence template: the client is then steered
+// by its address under mask (the coarsest persistence granularity),
+// without its port. FULLNAT local addresses are always steered by their
+// port as well: the workers hand out local ports that come back to them.
+type steering struct {
+	vips [][4]byte
+	lips [][4]byte
+	// masked: clients steer by address&mask alone (mask may be 0 for
+	// a /0 granularity: every client on one worker).
+	masked bool
+	mask   uint32
+}
+
+func be32(a [4]byte) uint32 { return binary.BigEndian.Uint32(a[:]) }
+
+// steeringOf derives the steering of a snapshot.
+func steeringOf(s *service.Snapshot) steering {
+	st := steering{vips: slices.Clone(s.VIPs())}
+	bits := 33
+	for i := range s.Services {
+		svc := &s.Services[i]
+		for _, a := range svc.LocalAddrs {
+			if !slices.Contains(st.lips, a) {
+				st.lips = append(st.lips, a)
+			}
+		}
+		if svc.Cfg.Persistent {
+			b := svc.Cfg.Netmask
+			if b <= 0 || b > 32 {
+				b = 32
+			}
+			bits = min(bits, b)
+		}
+	}
+	if bits <= 32 {
+		st.masked = true
+		if bits > 0 {
+			st.mask = ^uint32(0) << (32 - bits)
+		}
+	}
+	slices.SortFunc(st.lips, func(a, b [4]byte) int { return slices.Compare(a[:], b[:]) })
+	return st
+}
+
+func (st *steering) equal(o *steering) bool {
+	return st.masked == o.masked && st.mask == o.mask && slices.Equal(st.vips, o.vips) && slices.Equal(st.lips, o.lips)
+}
+
+func (st *steering) isLIP(a [4]byte) bool { return slices.Contains(st.lips, a) }
+
+// key is the steering key of an endpoint: a FULLNAT local one, or a
+// client's.
+func (st *steering) key(addr [4]byte, port uint16) uint32 {
+	if st.masked && !st.isLIP(addr) {
+		return steerKeyOf(be32(addr)&st.mask, 0)
+	}
+	return steerKeyOf(be32(addr), port)
+}
+
 // steerKey is the Go twin of the BPF program, over an Ethernet frame. The
-// workers use it to count packets that reached them although another
-// worker owns their connection (which must never happen).
-func steerKey(frame []byte, isVIP func([4]byte) bool) uint32 {
+// workers' owner checks use key directly; tests compare the two.
+func (st *steering) steerKey(frame []byte) uint32 {
 	eth := header.Ethernet(frame)
 	if len(frame) < header.EthernetMinimumSize+header.IPv4MinimumSize || eth.Type() != header.EtherTypeIPv4 {
 		return 0
@@ -41,15 +102,16 @@ func steerKey(frame []byte, isVIP func([4]byte) bool) uint32 {
 	ip := frame[header.EthernetMinimumSize:]
 	ihl := int(ip[0]&0xf) * 4
 	be := binary.BigEndian
+	isVIP := func(a [4]byte) bool { return slices.Contains(st.vips, a) }
 	switch ip[9] {
 	case header.ProtoTCP, header.ProtoUDP:
 		if len(ip) < ihl+4 {
 			return 0
 		}
 		if isVIP([4]byte(ip[16:20])) {
-			return steerKeyOf(be.Uint32(ip[12:]), be.Uint16(ip[ihl:]))
+			return st.key([4]byte(ip[12:16]), be.Uint16(ip[ihl:]))
 		}
-		return steerKeyOf(be.Uint32(ip[16:]), be.Uint16(ip[ihl+2:]))
+		return st.key([4]byte(ip[16:20]), be.Uint16(ip[ihl+2:]))
 	case header.ProtoICMP:
 		if len(ip) < ihl+8+24 {
 			return 0
@@ -61,9 +123,9 @@ func steerKey(frame []byte, isVIP func([4]byte) bool) uint32 {
 		}
 		q := ip[ihl+8:]
 		if isVIP([4]byte(q[12:16])) {
-			return steerKeyOf(be.Uint32(q[16:]), be.Uint16(q[22:]))
+			return st.key([4]byte(q[16:20]), be.Uint16(q[22:]))
 		}
-		return steerKeyOf(be.Uint32(q[12:]), be.Uint16(q[20:]))
+		return st.key([4]byte(q[12:16]), be.Uint16(q[20:]))
 	}
 	return 0
 }
@@ -72,11 +134,11 @@ func steerKey(frame []byte, isVIP func([4]byte) bool) uint32 {
 // skb->data points at when the fanout program runs.
 const skfNetOff = -0x100000
 
-// steerProgram assembles the fanout program for the given VIPs. With vm
-// set it addresses a whole Ethernet frame from offset 0 instead, so that
-// x/net/bpf's VM can run it in tests.
-func steerProgram(vips [][4]byte, vm bool) ([]bpf.RawInstruction, error) {
-	vips = slices.Clone(vips)
+// steerProgram assembles the fanout program. With vm set it addresses a
+// whole Ethernet frame from offset 0 instead, so that x/net/bpf's VM can
+// run it in tests.
+func steerProgram(st steering, vm bool) ([]bpf.RawInstruction, error) {
+	vips := slices.Clone(st.vips)
 	slices.SortFunc(vips, func(a, b [4]byte) int { return slices.Compare(a[:], b[:]) })
 	off := int32(skfNetOff)
 	net := uint32(off)
@@ -97,19 +159,37 @@ func steerProgram(vips [][4]byte, vm bool) ([]bpf.RawInstruction, error) {
 	a.jeq(header.ProtoUDP, "l4", "")
 	a.jeq(header.ProtoICMP, "icmp", "ret0")
 
+	// endpoint steers on the address in A and the port at portOff
+	// (indirect, after the IP header): masked client, or address and port.
+	n := 0
+	endpoint := func(portOff uint32) {
+		n++
+		full, done := fmt.Sprintf("full%d", n), fmt.Sprintf("done%d", n)
+		a.ins(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+		if st.masked {
+			if len(st.lips) > 0 {
+				a.addrChain(st.lips, full, "")
+			}
+			a.ins(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: st.mask})
+			a.ins(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+			a.ins(bpf.LoadConstant{Dst: bpf.RegA, Val: 0})
+			a.jmp(done)
+		}
+		a.label(full)
+		a.ins(bpf.LoadIndirect{Off: net + portOff, Size: 2})
+		a.label(done)
+		a.jmp("mix")
+	}
+
 	a.label("l4")
 	a.ins(bpf.LoadAbsolute{Off: net + 16, Size: 4})
 	a.vipChain(vips, "l4src", "l4dst")
 	a.label("l4src") // to a VIP: the client is the source
 	a.ins(bpf.LoadAbsolute{Off: net + 12, Size: 4})
-	a.ins(bpf.StoreScratch{Src: bpf.RegA, N: 0})
-	a.ins(bpf.LoadIndirect{Off: net, Size: 2})
-	a.jmp("mix")
-	a.label("l4dst") // a reply: the client is the destination
+	endpoint(0)
+	a.label("l4dst") // a reply: the client (or a FULLNAT local address) is the destination
 	a.ins(bpf.LoadAbsolute{Off: net + 16, Size: 4})
-	a.ins(bpf.StoreScratch{Src: bpf.RegA, N: 0})
-	a.ins(bpf.LoadIndirect{Off: net + 2, Size: 2})
-	a.jmp("mix")
+	endpoint(2)
 
 	a.label("icmp")
 	a.ins(bpf.LoadIndirect{Off: net, Size: 1})
@@ -122,13 +202,10 @@ func steerProgram(vips [][4]byte, vm bool) ([]bpf.RawInstruction, error) {
 	a.vipChain(vips, "qdst", "qsrc")
 	a.label("qdst") // we sent VIP→client and it bounced: client is the quote's destination
 	a.ins(bpf.LoadIndirect{Off: net + 8 + 16, Size: 4})
-	a.ins(bpf.StoreScratch{Src: bpf.RegA, N: 0})
-	a.ins(bpf.LoadIndirect{Off: net + 8 + 22, Size: 2})
-	a.jmp("mix")
+	endpoint(8 + 22)
 	a.label("qsrc") // we sent client→server: client is the quote's source
 	a.ins(bpf.LoadIndirect{Off: net + 8 + 12, Size: 4})
-	a.ins(bpf.StoreScratch{Src: bpf.RegA, N: 0})
-	a.ins(bpf.LoadIndirect{Off: net + 8 + 20, Size: 2})
+	endpoint(8 + 20)
 
 	a.label("mix") // A = port, M[0] = address: return steerKeyOf
 	a.ins(bpf.LoadScratch{Dst: bpf.RegX, N: 0})
@@ -175,10 +252,18 @@ func (a *asm) jmp(to string) {
 
 // vipChain jumps to hit when A is one of vips, else to miss.
 func (a *asm) vipChain(vips [][4]byte, hit, miss string) {
-	for _, v := range vips {
+	a.addrChain(vips, hit, miss)
+}
+
+// addrChain jumps to hit when A is one of addrs, else falls through (miss
+// "") or jumps to miss.
+func (a *asm) addrChain(addrs [][4]byte, hit, miss string) {
+	for _, v := range addrs {
 		a.jeq(binary.BigEndian.Uint32(v[:]), hit, "")
 	}
-	a.jmp(miss)
+	if miss != "" {
+		a.jmp(miss)
+	}
 }
 
 func (a *asm) assemble() ([]bpf.RawInstruction, error) {

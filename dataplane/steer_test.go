@@ -35,8 +35,25 @@ func ports(s, d uint16) []byte {
 // connections and for the ICMP errors that quote them.
 func TestSteerProgramMatchesGo(t *testing.T) {
 	vips := [][4]byte{{198, 18, 0, 100}, {198, 18, 0, 101}}
+	lips := [][4]byte{{198, 19, 0, 200}, {198, 19, 0, 201}}
+	for _, tc := range []struct {
+		name string
+		st   steering
+	}{
+		{"endpoints", steering{vips: vips}},
+		{"persistent /32", steering{vips: vips, lips: lips, masked: true, mask: 0xffffffff}},
+		{"persistent /24", steering{vips: vips, lips: lips, masked: true, mask: 0xffffff00}},
+		{"persistent /0", steering{vips: vips, masked: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testSteer(t, tc.st) })
+	}
+}
+
+func testSteer(t *testing.T, st steering) {
+	vips := st.vips
+	steerKey := func(f []byte, _ func([4]byte) bool) uint32 { return st.steerKey(f) }
 	isVIP := func(a [4]byte) bool { return a == vips[0] || a == vips[1] }
-	raw, err := steerProgram(vips, true)
+	raw, err := steerProgram(st, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +100,25 @@ func TestSteerProgramMatchesGo(t *testing.T) {
 			if got := run(f); got != want {
 				t.Fatalf("program: ICMP error key %#x, want %#x", got, want)
 			}
+		}
+	}
+	// FULLNAT replies come to a local address and steer by its port,
+	// masked or not.
+	for _, lip := range st.lips {
+		for _, lport := range []uint16{1024, 1025, 40000} {
+			f := frame4(6, [4]byte{198, 19, 0, 11}, lip, 20, ports(80, lport))
+			want := steerKeyOf(be32(lip), lport)
+			if got := run(f); got != want || st.steerKey(f) != want {
+				t.Fatalf("FULLNAT reply to %v:%d: program %#x, twin %#x, want %#x", lip, lport, got, st.steerKey(f), want)
+			}
+		}
+	}
+	if st.masked {
+		// One client's connections share a worker, whatever their ports.
+		a := frame4(6, [4]byte{198, 18, 3, 7}, vips[0], 20, ports(40000, 80))
+		b := frame4(6, [4]byte{198, 18, 3, 7}, vips[1], 20, ports(50001, 443))
+		if run(a) != run(b) {
+			t.Fatal("persistent steering: one client's connections on different keys")
 		}
 	}
 	// ARP and echo requests go to worker 0.

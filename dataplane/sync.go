@@ -36,13 +36,13 @@ func syncWorthy(s conntrack.State) bool {
 	return false
 }
 
-// syncOut queues connection c for the backup.
+// syncOut queues connection c (or persistence template) for the backup.
 func (w *worker) syncOut(c *conntrack.Conn) {
-	if w.syncQ == nil || !w.syncing || c.IsTemplate() {
+	if w.syncQ == nil || !w.syncing {
 		return
 	}
 	r := &w.syncRec
-	toRecord(r, c, w.now)
+	w.toRecord(r, c, w.now)
 	if !w.syncQ.Push(r) {
 		w.stats.syncDropped.add(1)
 		return
@@ -50,8 +50,10 @@ func (w *worker) syncOut(c *conntrack.Conn) {
 	w.stats.syncOut.add(1)
 }
 
-// toRecord turns a tracked connection into its wire record.
-func toRecord(r *connsync.Record, c *conntrack.Conn, now int64) {
+// toRecord turns a tracked connection into its wire record. A
+// persistence template goes as protocol 0 with FlagTemplate, its
+// service's protocol in State (a template's tuple has no protocol).
+func (w *worker) toRecord(r *connsync.Record, c *conntrack.Conn, now int64) {
 	*r = connsync.Record{
 		Proto: c.Orig.Proto, State: uint8(c.State), Fwd: c.Fwd,
 		Flags: c.Flags &^ conntrack.FlagInactive,
@@ -65,6 +67,12 @@ func toRecord(r *connsync.Record, c *conntrack.Conn, now int64) {
 	}
 	if left := c.Expires - now; left > 0 {
 		r.Timeout = uint32((left + 999_999_999) / 1_000_000_000)
+	}
+	if c.IsTemplate() {
+		r.Proto, r.State, r.CPort = 0, 0, 0
+		if int(c.Svc) < len(w.svcProto) {
+			r.State = w.svcProto[c.Svc]
+		}
 	}
 }
 
@@ -82,19 +90,17 @@ func (w *worker) importSynced() {
 
 func (w *worker) importOne(ir *importRec) {
 	r := &ir.rec
+	if r.Flags&conntrack.FlagTemplate != 0 {
+		w.importTemplate(r)
+		return
+	}
 	si, ok := w.snap.Lookup(r.Proto, r.VAddr, r.VPort)
 	if !ok {
 		w.stats.syncNoService.add(1)
 		return
 	}
 	svc := &w.snap.Services[si]
-	destID, found := uint32(0), false
-	for k, id := range svc.DestIDs {
-		if d := &svc.Dests[k]; d.Addr.As4() == r.DAddr && d.Port == r.DPort {
-			destID, found = id, true
-			break
-		}
-	}
+	destID, found := w.findDest(svc, r.DAddr, r.DPort)
 	if !found {
 		w.stats.syncNoService.add(1)
 		return
@@ -177,4 +183,63 @@ func (w *worker) learnClient(c *conntrack.Conn, p *port, src [6]byte) {
 	c.ClientMAC = src
 	c.ClientIf = int32(p.ifindex)
 	c.Flags &^= conntrack.FlagSynced
+}
+
+// importTemplate inserts or re-arms a persistence template from the
+// master, so that after a failover the client network still goes to its
+// real server.
+func (w *worker) importTemplate(r *connsync.Record) {
+	si, ok := w.snap.Lookup(r.State, r.VAddr, r.VPort)
+	if !ok {
+		w.stats.syncNoService.add(1)
+		return
+	}
+	svc := &w.snap.Services[si]
+	destID, found := w.findDest(svc, r.DAddr, r.DPort)
+	if !found || !svc.Cfg.Persistent {
+		w.stats.syncNoService.add(1)
+		return
+	}
+	k := conntrack.Tuple{Src: r.CAddr, Dst: r.VAddr, DPort: r.VPort}
+	timeout := int64(svc.Cfg.Timeout) * 1_000_000_000
+	expires := w.now + int64(r.Timeout)*1_000_000_000
+	if id, _, ok := w.ct.Lookup(&k); ok {
+		t := w.ct.Get(id)
+		if t.IsTemplate() && t.Dest == destID {
+			t.Expires = expires
+			w.stats.syncIn.add(1)
+			return
+		}
+		// The master moved the client network: forget ours.
+		if t.IsTemplate() && int(t.Dest) < len(w.snap.Dests) {
+			w.snap.Dests[t.Dest].Conns.Persist.Add(-1)
+		}
+		w.ct.Delete(id)
+	}
+	d := &w.snap.Dests[destID]
+	t := conntrack.Conn{
+		Orig:    k,
+		Reply:   conntrack.Tuple{Src: d.Addr, Dst: k.Src, SPort: d.Port, DPort: uint16(svc.ID), Proto: templateProto},
+		Svc:     svc.ID,
+		Dest:    destID,
+		Flags:   conntrack.FlagTemplate,
+		Timeout: timeout,
+		Expires: expires,
+	}
+	if _, err := w.ct.Insert(&t); err != nil {
+		w.stats.syncRefused.add(1)
+		return
+	}
+	d.Conns.Persist.Add(1)
+	w.stats.syncIn.add(1)
+}
+
+// findDest finds a service's destination by address and port.
+func (w *worker) findDest(svc *service.SvcSnap, addr [4]byte, port uint16) (uint32, bool) {
+	for k, id := range svc.DestIDs {
+		if d := &svc.Dests[k]; d.Addr.As4() == addr && d.Port == port {
+			return id, true
+		}
+	}
+	return 0, false
 }

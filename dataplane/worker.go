@@ -86,6 +86,9 @@ type worker struct {
 	// standby is, by service ID, whether the service's VRRP instance is
 	// not MASTER here.
 	standby []bool
+	// svcProto is, by service ID, the service's protocol (for syncing
+	// persistence templates, whose tuple has none).
+	svcProto []uint8
 	// Connection sync: sync is the engine's switch, read once a round
 	// into syncing; syncQ carries changes to the backup, importQ brings
 	// the master's.
@@ -97,6 +100,9 @@ type worker struct {
 
 	// host takes connections to this host as a real server.
 	host HostStack
+	// steer is the steering the fanout program applies, for the owner
+	// checks.
+	steer steering
 }
 
 func (w *worker) portByIf(ifindex int32) *port {
@@ -135,11 +141,14 @@ func (w *worker) adopt(s *service.Snapshot) {
 		maxSvc = max(maxSvc, svc.ID)
 	}
 	w.standby = make([]bool, int(maxSvc)+1)
+	w.svcProto = make([]uint8, int(maxSvc)+1)
 	for i := range s.Services {
 		w.standby[s.Services[i].ID] = s.Services[i].Standby
+		w.svcProto[s.Services[i].ID] = s.Services[i].Cfg.Key.Proto
 	}
 	w.svcC = grow(&w.stats.svc, int(maxSvc)+1)
 	w.destC = grow(&w.stats.dest, len(s.Dests))
+	w.steer = steeringOf(s)
 	w.timeouts = conntrack.DefaultTimeouts()
 	w.timeouts.SetIPVSADM(s.Timeouts.TCP, s.Timeouts.TCPFin, s.Timeouts.UDP)
 	w.snap = s
@@ -701,8 +710,10 @@ func (w *worker) template(id, tpl uint32, svc *service.SvcSnap, dest uint32, cli
 	timeout := int64(svc.Cfg.Timeout) * int64(time.Second)
 	k := templateKey(svc, client, vaddr, vport)
 	if tid, _, ok := w.ct.Lookup(&k); ok && tid == tpl {
-		w.ct.Get(tid).Expires = w.now + timeout
+		t := w.ct.Get(tid)
+		t.Expires = w.now + timeout
 		w.ct.Bind(id, tid)
+		w.syncOut(t)
 		return
 	}
 	d := &w.snap.Dests[dest]
@@ -723,6 +734,7 @@ func (w *worker) template(id, tpl uint32, svc *service.SvcSnap, dest uint32, cli
 	}
 	d.Conns.Persist.Add(1)
 	w.ct.Bind(id, tid)
+	w.syncOut(w.ct.Get(tid))
 }
 
 // FULLNAT local ports. A connection's replies come back to LIP:lport, and
@@ -796,7 +808,7 @@ func (w *worker) checkOwner(t *conntrack.Tuple, dir conntrack.Dir) {
 	if dir == conntrack.DirReply {
 		a, port = t.Dst, t.DPort
 	}
-	k := steerKeyOf(uint32(a[0])<<24|uint32(a[1])<<16|uint32(a[2])<<8|uint32(a[3]), port)
+	k := w.steer.key(a, port)
 	if int(k%uint32(w.nworkers)) != w.id {
 		w.stats.misdirected.add(1)
 	}

@@ -41,7 +41,15 @@ func udpAsk(ns *lab.NS, to netip.AddrPort) (string, error) {
 // connection from the client goes to one real server while the template
 // lives (a template outlives its timeout while it controls connections,
 // as IPVS's does); once the template expires, rr moves the client on.
+// With two workers the steering keeps a client's connections on one
+// worker, whose table holds the template.
 func TestPrivilegedPersistence(t *testing.T) {
+	for _, workers := range []string{"1", "2"} {
+		t.Run("workers="+workers, func(t *testing.T) { testPersistence(t, workers) })
+	}
+}
+
+func testPersistence(t *testing.T, workers string) {
 	n := newNATLab(t, lab.NATOptions{})
 	extra := fmt.Sprintf(`global_defs {
     lvs_timeouts udp 1
@@ -58,7 +66,7 @@ virtual_server %[1]s 55 {
         weight 1
     }
 }`, n.topo.VIP, n.topo.RSIPs[0], n.topo.RSIPs[1])
-	d := startUVSD(t, n.l, n.topo.Director, n.conf(extra), "--workers", "1")
+	d := startUVSD(t, n.l, n.topo.Director, n.conf(extra), "--workers", workers)
 	to := netip.AddrPortFrom(n.topo.VIP, 55)
 	first := ""
 	for i := 0; i < 6; i++ {

@@ -113,3 +113,66 @@ func TestPrivilegedVRRPTrackScript(t *testing.T) {
 	v.waitState(t, 0, "MASTER", 8*time.Second)
 	v.waitState(t, 1, "BACKUP", 3*time.Second)
 }
+
+// TestPrivilegedVRRPPersistenceSync: persistence templates are synced, so
+// after a failover a client keeps its real server; a graceful stop
+// (SIGTERM: a priority-0 advert) hands over within Skew_Time rather than
+// Master_Down_Interval.
+func TestPrivilegedVRRPPersistenceSync(t *testing.T) {
+	v := newVRRPLab(t)
+	o := lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1"}
+	conf := func(i int) string {
+		return strings.ReplaceAll(v.conf(i, o), "    lb_kind NAT\n", "    lb_kind NAT\n    persistence_timeout 60\n")
+	}
+	a := startUVSD(t, v.l, v.topo.Directors[0], conf(0), "--metrics", "127.0.0.1:9180")
+	v.waitState(t, 0, "MASTER", 5*time.Second)
+	startUVSD(t, v.l, v.topo.Directors[1], conf(1), "--metrics", "127.0.0.1:9180")
+	v.waitState(t, 1, "BACKUP", 5*time.Second)
+	vip := "http://" + v.topo.VIP.String() + "/"
+	// Another client network takes rr's first pick, so that the lab
+	// client's template names the server a fresh rr would not pick
+	// first: only a synced template keeps it there after the failover.
+	if err := v.topo.Client.Addr(lab.VRRPClientDev, "198.18.0.5/24"); err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer rcancel()
+	other, err := v.topo.Client.Run(rctx, "curl", "-sS", "--fail", "--max-time", "5", "--interface", "198.18.0.5", vip)
+	if err != nil {
+		t.Fatalf("curl from the other network: %v: %s", err, other)
+	}
+	first := curlClose(t, v.topo.Client, vip, 4)
+	if strings.TrimSpace(other) == first[0] {
+		t.Fatalf("both clients on %s: rr did not move on", first[0])
+	}
+	for _, w := range first {
+		if w != first[0] {
+			t.Fatalf("persistence: answers %v from more than one server", first)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
+		if n := metric(t, v.topo.Directors[1], "uvs_sync_records_imported_total"); n < 5 {
+			return fmt.Errorf("%d records imported", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	if err := a.proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	v.waitState(t, 1, "MASTER", 3*time.Second)
+	took := time.Since(stopped)
+	t.Logf("graceful handover in %v", took)
+	if mdi := 360 * time.Millisecond; took >= mdi {
+		t.Errorf("graceful handover took %v, not less than Master_Down_Interval %v", took, mdi)
+	}
+	for _, w := range curlClose(t, v.topo.Client, vip, 6) {
+		if w != first[0] {
+			t.Fatalf("after the failover the client went to %s, its template said %s", w, first[0])
+		}
+	}
+}
