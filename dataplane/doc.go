@@ -9,7 +9,9 @@
 //	worker.go      handle: ARP and ICMP echo for owned addresses, IPv4 →
 //	               conntrack lookup (either direction) → forward, or
 //	               service lookup → schedule → insert → forward
-//	forward.go     modes rewrite, MAC rewrite, queue on the egress port
+//	worker.go      forward: modes rewrite, MAC rewrite, queue on the
+//	               egress port (tunnel.go: TUN mode's IPIP; local.go: a
+//	               real server that is this host)
 //	port_linux.go  sendmmsg batch straight from the ring slots, then the
 //	               slots go back to the kernel
 //
@@ -17,4 +19,8 @@
 // its counters; nothing is shared for writing between workers except the
 // per-destination connection counts that schedulers read, which change once
 // per connection state change.
+//
+// Beside the path: steer.go builds the fanout program that brings both
+// legs of a connection to its worker; sync.go queues connection changes
+// for the backup director and imports the master's (connsync).
 package dataplane

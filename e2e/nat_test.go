@@ -135,6 +135,8 @@ func TestPrivilegedNAT(t *testing.T) {
 	var before [5]uint64
 	clientTx := ifStat(t, topo.Client, "c0", "tx_packets")
 	clientRx := ifStat(t, topo.Client, "c0", "rx_packets")
+	clientTxB := ifStat(t, topo.Client, "c0", "tx_bytes")
+	clientRxB := ifStat(t, topo.Client, "c0", "rx_bytes")
 	before = statsLine(t, d.mustAdm("-L", "-n", "--stats", "--exact"), fmt.Sprintf("TCP %v:80", topo.VIP))
 
 	t.Run("rr splits 200 new connections 100/100", func(t *testing.T) {
@@ -163,6 +165,18 @@ func TestPrivilegedNAT(t *testing.T) {
 		}
 		if outp > recv || recv-outp > 4 {
 			t.Errorf("service OutPkts grew by %d, client received %d frames\n%s", outp, recv, out)
+		}
+		// Bytes are IP bytes: the client's frame bytes less their
+		// Ethernet headers (a super-frame is one packet both ways),
+		// within a few ARP frames.
+		inB, outB := after[3]-before[3], after[4]-before[4]
+		sentB := ifStat(t, topo.Client, "c0", "tx_bytes") - clientTxB - 14*sent
+		recvB := ifStat(t, topo.Client, "c0", "rx_bytes") - clientRxB - 14*recv
+		if inB > sentB || sentB-inB > 4*60 {
+			t.Errorf("service InBytes grew by %d, the client sent %d IP bytes\n%s", inB, sentB, out)
+		}
+		if outB > recvB || recvB-outB > 4*60 {
+			t.Errorf("service OutBytes grew by %d, the client received %d IP bytes\n%s", outB, recvB, out)
 		}
 		for i, rip := range topo.RSIPs {
 			rs := statsLine(t, out, fmt.Sprintf("-> %v:80", rip))
