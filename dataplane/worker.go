@@ -311,7 +311,9 @@ func (w *worker) ipv4(p *port, buf []byte) {
 	frame := buf[vnetHdrLen:]
 	ipb := frame[header.EthernetMinimumSize:]
 	ip := header.IPv4(ipb)
-	if !ip.IsValid(len(ipb)) {
+	if !ip.IsValid(len(ipb)) || header.Checksum(ipb[:ip.HeaderLength()], 0) != 0xffff {
+		// The kernel's ip_rcv drops a bad header checksum before IPVS
+		// sees it; the header checksum is never offloaded.
 		w.drop(dropBadIPv4)
 		return
 	}

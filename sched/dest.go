@@ -13,10 +13,20 @@ const (
 	protoSCTP = 132
 )
 
-// goldenRatio32 is the multiplier IPVS's sh, dh, lblc and lblcr tables hash
-// with (2654435761, Knuth's multiplicative constant). IPVS keeps the low
-// bits of the product, not the high bits as hash_32 does.
-const goldenRatio32 = 2654435761
+// goldenRatio32 is GOLDEN_RATIO_32 of include/linux/hash.h (Linux 4.7 on;
+// before that hash_32 multiplied by GOLDEN_RATIO_PRIME_32, 0x9e370001).
+const goldenRatio32 = 0x61C88647
+
+// hash32 is the kernel's hash_32(val, bits): the top bits of the 32-bit
+// product val * GOLDEN_RATIO_32 (__hash_32_generic; the architectures with
+// their own __hash_32 must give the same value, lib/test_hash.c checks).
+// ip_vs_sh.c, ip_vs_dh.c, ip_vs_lblc.c and ip_vs_lblcr.c hash with it in
+// current kernels (seen in 4.19 and in mainline). Kernels up to at least
+// 4.4 instead kept the low bits of val * 2654435761 (ntohl(addr_fold) *
+// 2654435761UL & MASK), a formula uvs does not reproduce.
+func hash32(val uint32, bits uint) uint32 {
+	return val * goldenRatio32 >> (32 - bits)
+}
 
 // overloaded reports IP_VS_DEST_F_OVERLOAD.
 func (d *Dest) overloaded() bool { return d.Flags&DestOverload != 0 }

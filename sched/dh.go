@@ -4,14 +4,15 @@ package sched
 const (
 	dhTabBits = 8
 	dhTabSize = 1 << dhTabBits
-	dhTabMask = dhTabSize - 1
 )
 
 // dh is ip_vs_dh.c, destination hashing. Unlike sh it ignores weights when
-// filling the table: bucket i holds destination i mod N. A packet's bucket
-// is (ntohl(addr_fold) * 2654435761) & 255 of its destination address;
-// there is no port variant and no fallback. The bucket's destination is
-// used only if it is available, has weight > 0 and is not overloaded.
+// filling the table (ip_vs_dh_reassign): bucket i holds destination i mod
+// N. A packet's bucket is ip_vs_dh_hashkey's hash_32(ntohl(addr_fold), 8),
+// the top byte of ntohl(addr_fold) * 0x61C88647, of its destination
+// address; there is no port variant and no fallback. The bucket's
+// destination is used only if it is available, has weight > 0 and is not
+// overloaded.
 type dh struct {
 	table [dhTabSize]int32 // dest index, -1 when the list is empty
 }
@@ -37,8 +38,11 @@ func (s *dh) Update(dests []Dest) {
 	}
 }
 
+// dhHash is ip_vs_dh_hashkey.
+func dhHash(fold uint32) uint32 { return hash32(fold, dhTabBits) }
+
 func (s *dh) Schedule(dests []Dest, p *Packet) int {
-	i := s.table[(addrFold(p.Dst.Addr())*goldenRatio32)&dhTabMask]
+	i := s.table[dhHash(addrFold(p.Dst.Addr()))]
 	if i < 0 {
 		return -1
 	}

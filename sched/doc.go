@@ -14,6 +14,10 @@
 //     Their tables hold a fixed number of entries so that Schedule never
 //     allocates; past it they behave as the kernel does when its atomic
 //     allocation fails (scheduled, not cached).
+//   - sh, dh, lblc and lblcr hash with hash_32 (top bits of
+//     v * 0x61C88647) as Linux 4.19 and mainline do; kernels up to at
+//     least 4.4 kept the low bits of v * 2654435761 instead, and pick
+//     other buckets.
 //   - mh follows a 64-bit kernel, where hsiphash is SipHash-1-3; its table
 //     size defaults to CONFIG_IP_VS_MH_TAB_INDEX=12 (4093), see NewMH.
 //   - Cross products are computed in 64 bits where old kernels overflowed

@@ -71,7 +71,9 @@ func (t *locTable) init() {
 	t.counter = 1
 }
 
-// locHash is ip_vs_lblc_hashkey and ip_vs_lblcr_hashkey.
+// locHash is ip_vs_lblc_hashkey and ip_vs_lblcr_hashkey:
+// hash_32(ntohl(addr_fold), 10), the top 10 bits of
+// ntohl(addr_fold) * 0x61C88647.
 func locHash(a cacheAddr) uint32 {
 	var fold uint32
 	b := a.b
@@ -82,7 +84,7 @@ func locHash(a cacheAddr) uint32 {
 			fold ^= uint32(b[i])<<24 | uint32(b[i+1])<<16 | uint32(b[i+2])<<8 | uint32(b[i+3])
 		}
 	}
-	return (fold * goldenRatio32) & locTabMask
+	return hash32(fold, locTabBits)
 }
 
 // get returns the entry for a, or -1.

@@ -6,12 +6,18 @@ import (
 	"net/netip"
 )
 
-// mhPrimes are the lookup table sizes ip_vs_mh.c can be built with;
-// CONFIG_IP_VS_MH_TAB_INDEX (8..17) picks primes[index-8].
+// mhPrimes are the lookup table sizes ip_vs_mh.c can be built with (its
+// primes[]); CONFIG_IP_VS_MH_TAB_INDEX (8..17) picks primes[index-8].
 var mhPrimes = [...]uint32{251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071}
 
-// MHDefaultTabIndex is CONFIG_IP_VS_MH_TAB_INDEX's default, 12: a table of
-// 4093 entries. Kernels built with 16 have the 65521-entry table.
+// MHDefaultTabIndex is CONFIG_IP_VS_MH_TAB_INDEX's default. The table size
+// is a kernel build option, not a per-service setting: net/netfilter/ipvs/
+// Kconfig has "config IP_VS_MH_TAB_INDEX ... range 8 17, default 12", and
+// ip_vs_mh.c defines IP_VS_MH_TAB_INDEX as CONFIG_IP_VS_MH_TAB_INDEX - 8 and
+// IP_VS_MH_TAB_SIZE as primes[IP_VS_MH_TAB_INDEX], so the default table is
+// primes[12-8] = primes[4] = 4093 entries, with IP_VS_MH_TAB_BITS =
+// 12/2 = 6 for the weight shift. Kernels built with 16 have the
+// primes[8] = 65521-entry table: NewMH(f, 16).
 const MHDefaultTabIndex = 12
 
 // The fixed hsiphash keys of generate_hash_secret: hash1 places packets

@@ -7,21 +7,23 @@ const (
 	shTabMask = shTabSize - 1
 )
 
-// sh is ip_vs_sh.c, source hashing. The table is filled in list order,
-// each destination taking as many consecutive buckets as its weight (at
-// least one, weight 0 included) and the list repeating until all 256 are
-// taken. A packet's bucket is
+// sh is ip_vs_sh.c, source hashing. The table is filled in list order
+// (ip_vs_sh_reassign), each destination taking as many consecutive buckets
+// as its weight (at least one, weight 0 included) and the list repeating
+// until all 256 are taken. A packet's bucket is ip_vs_sh_hashkey's
 //
-//	(offset + (port + ntohl(addr_fold)) * 2654435761) & 255
+//	(offset + hash_32(port + ntohl(addr_fold), 8)) & 255
 //
-// with offset 0, port 0 unless sh-port, addr_fold the source IPv4 address
-// or the XOR of the IPv6 address's four words. Only the low 8 bits of
-// port+address reach the bucket, so for IPv4 without sh-port the last
-// octet alone decides: that is IPVS's distribution, kept as is.
+// that is the top byte of (port + ntohl(addr_fold)) * 0x61C88647, plus
+// offset, with offset 0, port the host-order source port under sh-port and
+// 0 otherwise, addr_fold the source IPv4 address or the XOR of the IPv6
+// address's four words. Every bit of the address reaches the bucket.
 //
-// A destination with weight <= 0 or DestOverload set is unavailable: no
-// connection, or with sh-fallback the probe goes on around the table with
-// offset = ihash, ihash+1, ... (mod 256) until an available one.
+// A destination with weight <= 0 or DestOverload set is unavailable
+// (is_unavailable): no connection, or with sh-fallback
+// (ip_vs_sh_get_fallback) the probe goes on with roffset = ihash, ihash+1,
+// ... (mod 256), looking at bucket (roffset + hash_32(...)) & 255, until an
+// available one, at most 256 probes, stopping at an empty bucket.
 type sh struct {
 	flags Flags
 	table [shTabSize]int32 // dest index, -1 when the list is empty
@@ -57,8 +59,9 @@ func (s *sh) Update(dests []Dest) {
 	}
 }
 
+// shHash is ip_vs_sh_hashkey.
 func shHash(fold uint32, port uint16, offset uint32) uint32 {
-	return (offset + (uint32(port)+fold)*goldenRatio32) & shTabMask
+	return (offset + hash32(uint32(port)+fold, shTabBits)) & shTabMask
 }
 
 func shUnavailable(d *Dest) bool { return d.Weight <= 0 || d.overloaded() }
