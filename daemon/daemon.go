@@ -28,7 +28,9 @@ type Options struct {
 	Workers     int
 	MetricsAddr string // Prometheus /metrics listen address; "" = off
 	Spin        time.Duration
-	Log         *slog.Logger
+	// ExpireNodestConn is IPVS's expire_nodest_conn sysctl.
+	ExpireNodestConn bool
+	Log              *slog.Logger
 }
 
 // Daemon is a running uvsd.
@@ -102,6 +104,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := Apply(cfg, d.model); err != nil {
 		return err
 	}
+	d.model.SetExpireNodestConn(opts.ExpireNodestConn)
 	var vrrpIfs []string
 	for _, vi := range cfg.VRRPInstances {
 		vrrpIfs = append(vrrpIfs, vi.Interface)

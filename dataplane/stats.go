@@ -55,13 +55,14 @@ const (
 	dropNoLocalPort                    // FULLNAT: no free local port (or no local address)
 	dropStandby                        // a service whose VRRP instance is not MASTER here
 	dropLocal                          // the host's stack refused a packet for a local real server
+	dropDestGone                       // a connection's real server was removed (IPVS: not available)
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	"truncated", "vlan", "bad_ipv4", "ip_options", "fragment", "bad_l4", "no_conn", "no_service",
 	"no_dest", "table_full", "tuple_clash", "no_nexthop", "ttl_expired", "icmp_no_conn",
-	"unknown_proto", "tx", "too_big", "no_local_port", "standby", "local",
+	"unknown_proto", "tx", "too_big", "no_local_port", "standby", "local", "dest_unavailable",
 }
 
 func (r dropReason) String() string {

@@ -484,6 +484,16 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 	w.svcC[svc.ID].conns.add(1)
 	w.destC[destID].conns.add(1)
 	w.forward(p, buf, ip, mode, id, conntrack.DirOrig, tcpFlags)
+	if proto == header.ProtoUDP && svc.SchedFlags&sched.FlagOnePacket != 0 {
+		// ops: IPVS never hashes a one-packet connection, so every
+		// datagram is scheduled on its own and nothing stays to match
+		// (or translate) a reply.
+		if w.ct.Live(id) {
+			w.expire(id, w.ct.Get(id))
+			w.ct.Delete(id)
+		}
+		return
+	}
 	if proto == header.ProtoUDP {
 		w.syncOut(w.ct.Get(id))
 	}
@@ -588,6 +598,17 @@ func (w *worker) forward(p *port, buf []byte, ip header.IPv4, mode modes.CsumMod
 	n := uint64(ip.TotalLength())
 	var pdir conntrack.PacketDir
 	if dir == conntrack.DirOrig {
+		if w.snap.Dests[c.Dest].Removed {
+			// IPVS's ip_vs_in: the server is not available, so the
+			// packet is dropped silently and the timer left alone;
+			// with expire_nodest_conn the connection goes at once.
+			w.drop(dropDestGone)
+			if w.snap.ExpireNodestConn {
+				w.expire(id, c)
+				w.ct.Delete(id)
+			}
+			return
+		}
 		if c.Flags&conntrack.FlagSynced != 0 {
 			w.learnClient(c, p, eth.Src())
 		}

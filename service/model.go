@@ -103,8 +103,10 @@ type Dest struct {
 	Svc   uint32 // service ID
 	Cfg   DestConfig
 	Conns *sched.ConnCounts
-	// Removed is set when the destination left its service; connections
-	// to it keep their ID and still forward (IPVS's expire_nodest_conn=0).
+	// Removed is set when the destination left its service. Its
+	// connections keep their ID; IPVS drops their packets (the server is
+	// not available) and, with expire_nodest_conn, expires them; adding
+	// the server back revives it, and them (IPVS's trash).
 	Removed bool
 }
 
@@ -126,17 +128,18 @@ var (
 // Model is the control plane's view. Its methods are safe for concurrent
 // use; each change publishes a new Snapshot.
 type Model struct {
-	mu       sync.Mutex
-	services []*Service
-	dests    []*Dest // by ID; never shrinks
-	nextSvc  uint32
-	owned    map[[4]byte]bool
-	standby  map[[4]byte]bool    // addresses of VRRP instances that are not MASTER
-	peerMACs map[[6]byte]bool    // other directors of our VRRP instances
-	vmacs    map[[4]byte][6]byte // VRRP virtual MACs (use_vmac), by address
-	nexthops map[[4]byte]NextHop // by destination address
-	timeouts Timeouts
-	gen      uint64
+	mu           sync.Mutex
+	services     []*Service
+	dests        []*Dest // by ID; never shrinks
+	nextSvc      uint32
+	owned        map[[4]byte]bool
+	standby      map[[4]byte]bool    // addresses of VRRP instances that are not MASTER
+	peerMACs     map[[6]byte]bool    // other directors of our VRRP instances
+	vmacs        map[[4]byte][6]byte // VRRP virtual MACs (use_vmac), by address
+	expireNodest bool
+	nexthops     map[[4]byte]NextHop // by destination address
+	timeouts     Timeouts
+	gen          uint64
 
 	snap atomic.Pointer[Snapshot]
 }
@@ -401,6 +404,16 @@ func (m *Model) SetPeerMACs(macs [][6]byte) {
 		return
 	}
 	m.peerMACs = next
+	m.publishLocked()
+}
+
+// SetExpireNodestConn is IPVS's net.ipv4.vs.expire_nodest_conn: a packet
+// of a connection whose real server was removed expires the connection
+// at once, instead of being dropped while it times out.
+func (m *Model) SetExpireNodestConn(on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.expireNodest = on
 	m.publishLocked()
 }
 

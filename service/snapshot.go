@@ -17,6 +17,8 @@ type Snapshot struct {
 	// created, removed ones included.
 	Dests []DestSnap
 	Owned map[[4]byte]bool // addresses uvs answers ARP for (VIPs included)
+	// ExpireNodestConn is IPVS's expire_nodest_conn sysctl.
+	ExpireNodestConn bool
 	// Standby are owned addresses that a VRRP instance holds while not
 	// MASTER; they are left out of Owned.
 	Standby map[[4]byte]bool
@@ -72,15 +74,16 @@ func (s *Snapshot) IsVIP(addr [4]byte) bool { return s.vips[addr] }
 func (m *Model) publishLocked() {
 	m.gen++
 	s := &Snapshot{
-		Gen:      m.gen,
-		Owned:    map[[4]byte]bool{},
-		Standby:  maps.Clone(m.standby),
-		PeerMACs: maps.Clone(m.peerMACs),
-		VMACs:    maps.Clone(m.vmacs),
-		Timeouts: m.timeouts,
-		byKey:    map[Key]int{},
-		vips:     map[[4]byte]bool{},
-		Dests:    make([]DestSnap, len(m.dests)),
+		Gen:              m.gen,
+		Owned:            map[[4]byte]bool{},
+		Standby:          maps.Clone(m.standby),
+		ExpireNodestConn: m.expireNodest,
+		PeerMACs:         maps.Clone(m.peerMACs),
+		VMACs:            maps.Clone(m.vmacs),
+		Timeouts:         m.timeouts,
+		byKey:            map[Key]int{},
+		vips:             map[[4]byte]bool{},
+		Dests:            make([]DestSnap, len(m.dests)),
 	}
 	for a := range m.owned {
 		s.Owned[a] = true
