@@ -30,6 +30,18 @@ type Service struct {
 	Netmask    int        `json:"netmask,omitempty"` // persistence granularity, prefix bits (32 = per client)
 	Stats      Stats      `json:"stats"`
 	Dests      []Dest     `json:"dests,omitempty"`
+	// LocalAddrs are the service's FULLNAT local addresses (LIPs), in
+	// the order they were added: the sources FULLNAT connections take
+	// towards the real servers (LVS-FULLNAT's laddrs).
+	LocalAddrs []LocalAddr `json:"laddrs,omitempty"`
+}
+
+// LocalAddr is one FULLNAT local address of a service.
+type LocalAddr struct {
+	Addr netip.Addr `json:"addr"`
+	// Conns counts the connections that use the address now; only
+	// OpGetLAddr fills it in.
+	Conns uint64 `json:"conns,omitempty"`
 }
 
 // Fwd names as ipvsadm prints them.
@@ -95,6 +107,13 @@ const (
 	OpSetTimeout = "set-timeout"
 	OpGetTimeout = "get-timeout"
 	OpReload     = "reload" // re-read the configuration file (uvsd reload, like SIGHUP)
+	// LVS-FULLNAT's local address commands: Service and LocalAddr name
+	// the service and the address (-P/--add-laddr, -Q/--del-laddr);
+	// OpGetLAddr answers Services with their LocalAddrs and connection
+	// counts, Service selecting one when set (-G/--get-laddr).
+	OpAddLAddr = "add-laddr"
+	OpDelLAddr = "del-laddr"
+	OpGetLAddr = "get-laddr"
 )
 
 // Request is one uvsadm request: a JSON object on its own line.
@@ -103,6 +122,9 @@ type Request struct {
 	Service  *Service  `json:"service,omitempty"`
 	Dest     *Dest     `json:"dest,omitempty"`
 	Timeouts *Timeouts `json:"timeouts,omitempty"`
+	// LocalAddr is the FULLNAT local address of OpAddLAddr and
+	// OpDelLAddr.
+	LocalAddr netip.Addr `json:"laddr,omitzero"`
 }
 
 // Response answers one Request: a JSON object on its own line. Err is

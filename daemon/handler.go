@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/uvs-project/uvs/control"
 	"github.com/uvs-project/uvs/dataplane"
@@ -228,6 +229,18 @@ func (d *Daemon) handle(ctx context.Context, r *control.Request) (*control.Respo
 			return nil, fmt.Errorf("reload refused, configuration unchanged: %w", err)
 		}
 		return &control.Response{}, nil
+	case control.OpAddLAddr, control.OpDelLAddr:
+		k, err := needSvc()
+		if err != nil {
+			return nil, err
+		}
+		return &control.Response{}, d.changeLocalAddr(k, r.LocalAddr, r.Op == control.OpAddLAddr)
+	case control.OpGetLAddr:
+		svcs, err := d.localAddrs(ctx, r.Service)
+		if err != nil {
+			return nil, err
+		}
+		return &control.Response{Services: svcs}, nil
 	case control.OpGetTimeout:
 		t := m.Snapshot().Timeouts
 		return &control.Response{Timeouts: &control.Timeouts{TCP: t.TCP, TCPFin: t.TCPFin, UDP: t.UDP}}, nil
@@ -255,6 +268,9 @@ func (d *Daemon) list() []control.Service {
 		}
 		if k.FWMark != 0 {
 			cs.Proto = ""
+		}
+		for _, a := range s.LocalAddrs {
+			cs.LocalAddrs = append(cs.LocalAddrs, control.LocalAddr{Addr: netip.AddrFrom4(a)})
 		}
 		for _, id := range s.Dests {
 			dd := dests[id]
@@ -317,6 +333,115 @@ func (d *Daemon) conns(ctx context.Context) ([]control.Conn, error) {
 			Virtual: ap(c.Orig.Dst, c.Orig.DPort),
 			Dest:    dest,
 		})
+	}
+	return out, nil
+}
+
+// The LVS-FULLNAT libipvs's messages (ipvs_strerror) for -P and -Q,
+// word for word.
+var (
+	//lint:ignore ST1005 libipvs prints it capitalised
+	errLAddrNoService = errors.New("Service not defined")
+	//lint:ignore ST1005 libipvs prints it capitalised
+	errLAddrExists = errors.New("Local address already exists")
+	//lint:ignore ST1005 libipvs prints it capitalised
+	errNoLAddr = errors.New("No such Local address")
+)
+
+// laddrMu makes each -P/-Q one read-modify-write of a service's local
+// addresses, as the model only replaces the whole list.
+var laddrMu sync.Mutex
+
+// changeLocalAddr adds a FULLNAT local address to a service (-P,
+// appended after the others) or removes one (-Q). Connections already
+// using a removed address keep their tuples, but uvs no longer owns the
+// address (ARP) nor steers replies to it, so they do not survive it. A
+// reload sets the local addresses of the configuration's services to
+// its local_address_group again, as it resets their real servers.
+func (d *Daemon) changeLocalAddr(k service.Key, a netip.Addr, add bool) error {
+	a = a.Unmap()
+	switch {
+	case !a.IsValid():
+		return errors.New("no local address given")
+	case !a.Is4():
+		return fmt.Errorf("local address %v: only IPv4 is served", a)
+	case a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("local address %v is not a unicast address", a)
+	}
+	laddrMu.Lock()
+	defer laddrMu.Unlock()
+	svcs, _ := d.model.Services()
+	i := slices.IndexFunc(svcs, func(s service.Service) bool { return s.Cfg.Key == k })
+	if i < 0 {
+		return errLAddrNoService
+	}
+	cur := svcs[i].LocalAddrs
+	j := slices.Index(cur, a.As4())
+	switch {
+	case add && j >= 0:
+		return errLAddrExists
+	case add:
+		cur = append(cur, a.As4())
+	case j < 0:
+		return errNoLAddr
+	default:
+		cur = slices.Delete(cur, j, j+1)
+	}
+	if err := d.model.SetLocalAddrs(k, cur); errors.Is(err, service.ErrNotFound) {
+		return errLAddrNoService // deleted meanwhile
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// localAddrs answers -G: the services (one when sel is set) with their
+// local addresses and how many tracked FULLNAT connections use each.
+func (d *Daemon) localAddrs(ctx context.Context, sel *control.Service) ([]control.Service, error) {
+	var want service.Key
+	if sel != nil {
+		k, err := svcKey(sel)
+		if err != nil {
+			return nil, err
+		}
+		want = k
+	}
+	msvcs, _ := d.model.Services()
+	type lipKey struct {
+		svc uint32
+		lip [4]byte
+	}
+	var counts map[lipKey]uint64
+	var out []control.Service
+	for _, s := range msvcs {
+		k := s.Cfg.Key
+		if sel != nil && k != want {
+			continue
+		}
+		if len(s.LocalAddrs) > 0 && counts == nil && d.engine != nil {
+			cs, err := d.engine.Conns(ctx, 1<<20)
+			if err != nil {
+				return nil, err
+			}
+			counts = map[lipKey]uint64{}
+			for i := range cs {
+				c := &cs[i]
+				if !c.IsTemplate() && service.Fwd(c.Fwd) == service.FwdFullNat {
+					counts[lipKey{c.Svc, c.Reply.Dst}]++
+				}
+			}
+		}
+		cs := control.Service{Addr: netip.AddrFrom4(k.Addr), Port: k.Port, FWMark: k.FWMark, Proto: protoNames[k.Proto]}
+		if k.FWMark != 0 {
+			cs.Proto = ""
+		}
+		for _, a := range s.LocalAddrs {
+			cs.LocalAddrs = append(cs.LocalAddrs, control.LocalAddr{Addr: netip.AddrFrom4(a), Conns: counts[lipKey{s.ID, a}]})
+		}
+		out = append(out, cs)
+	}
+	if sel != nil && len(out) == 0 {
+		return nil, errNoService
 	}
 	return out, nil
 }

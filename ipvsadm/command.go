@@ -2,6 +2,7 @@ package ipvsadm
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/uvs-project/uvs/control"
 )
@@ -23,6 +24,9 @@ const (
 	CmdRestore                     // -R, --restore
 	CmdSave                        // -S, --save
 	CmdZero                        // -Z, --zero
+	CmdAddLAddr                    // -P, --add-laddr (LVS-FULLNAT)
+	CmdDelLAddr                    // -Q, --del-laddr (LVS-FULLNAT)
+	CmdGetLAddr                    // -G, --get-laddr (LVS-FULLNAT)
 	CmdHelp                        // -h, --help: print WriteUsage, exit 0
 	CmdVersion                     // -v, --version: print WriteVersion, exit 0
 )
@@ -41,6 +45,9 @@ var kindNames = [...]string{
 	CmdRestore:     "restore",
 	CmdSave:        "save",
 	CmdZero:        "zero",
+	CmdAddLAddr:    "add-laddr",
+	CmdDelLAddr:    "del-laddr",
+	CmdGetLAddr:    "get-laddr",
 	CmdHelp:        "help",
 	CmdVersion:     "version",
 }
@@ -83,6 +90,9 @@ type Command struct {
 	// -i the port is the service's, as ipvsadm forces it.
 	Dest control.Dest
 
+	// LocalAddr is the FULLNAT local address of -P/-Q (-z/--laddr).
+	LocalAddr netip.Addr
+
 	// Timeouts are --set's three values.
 	Timeouts control.Timeouts
 
@@ -97,7 +107,7 @@ type Command struct {
 // Request is the uvsd request that carries out c, or false for the
 // commands uvsadm handles itself (-h, -v, -R) and -S, which lists with
 // OpList. -L answers with OpList (OpConns with -c, OpGetTimeout with
-// --timeout).
+// --timeout); -P, -Q and -G with OpAddLAddr, OpDelLAddr, OpGetLAddr.
 func (c *Command) Request() (control.Request, bool) {
 	var r control.Request
 	svc := func() *control.Service { s := c.Service; return &s }
@@ -139,6 +149,15 @@ func (c *Command) Request() (control.Request, bool) {
 		}
 	case CmdSave:
 		r = control.Request{Op: control.OpList}
+	case CmdAddLAddr:
+		r = control.Request{Op: control.OpAddLAddr, Service: svc(), LocalAddr: c.LocalAddr}
+	case CmdDelLAddr:
+		r = control.Request{Op: control.OpDelLAddr, Service: svc(), LocalAddr: c.LocalAddr}
+	case CmdGetLAddr:
+		r = control.Request{Op: control.OpGetLAddr}
+		if c.HasService {
+			r.Service = svc()
+		}
 	default:
 		return control.Request{}, false
 	}

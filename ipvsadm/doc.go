@@ -34,6 +34,12 @@
 //
 //   - FULLNAT forwarding: -k / --fullnat on -a and -e (no ipvsadm option
 //     uses k), listed as "FullNat" and saved as "--fullnat".
+//   - FULLNAT local addresses, as the Alibaba LVS-FULLNAT ipvsadm has
+//     them: -P/--add-laddr and -Q/--del-laddr with a service and
+//     -z/--laddr address, and -G/--get-laddr [service] printing that
+//     fork's table (WriteLocalAddrs). -S writes an
+//     "--add-laddr -t VIP:PORT -z LIP" line per local address after the
+//     service's lines (the fork saves none), so -S | -R keeps them.
 //   - Scheduler flags are carried as names in control.Service.SchedFlags:
 //     the kernel bits SCHED1/SCHED2 become "sh-fallback"/"sh-port"
 //     ("mh-…" when the scheduler is mh), flag-3 stays "flag-3", and -o is

@@ -24,7 +24,9 @@ func ip(s string) netip.Addr     { return netip.MustParseAddr(s) }
 func state() []control.Service {
 	return []control.Service{
 		{Proto: "UDP", Addr: ip("10.0.0.1"), Port: 53, Sched: "rr", SchedFlags: []string{"ops"}, Netmask: 32,
-			Stats: control.Stats{Conns: 5000, InPkts: 5000, OutPkts: 5000, InBytes: 320000, OutBytes: 640000, CPS: 12, InPPS: 12, OutPPS: 12, InBPS: 768, OutBPS: 1536},
+			// Not in address order: -S keeps the service's order.
+			LocalAddrs: []control.LocalAddr{{Addr: ip("10.0.0.201"), Conns: 3}, {Addr: ip("10.0.0.200")}},
+			Stats:      control.Stats{Conns: 5000, InPkts: 5000, OutPkts: 5000, InBytes: 320000, OutBytes: 640000, CPS: 12, InPPS: 12, OutPPS: 12, InBPS: 768, OutBPS: 1536},
 			Dests: []control.Dest{
 				{Addr: ip("10.0.0.3"), Port: 5353, Fwd: "FullNat", Weight: 1, InactConns: 7},
 				{Addr: ip("10.0.0.2"), Port: 53, Fwd: "Masq", Weight: 1, InactConns: 9,
@@ -48,6 +50,7 @@ func state() []control.Service {
 						CPS: 1000, InPPS: 10, OutPPS: 20, InBPS: 30, OutBPS: 18446744073709551615}},
 			}},
 		{FWMark: 1, Sched: "sh", SchedFlags: []string{"sh-fallback", "sh-port"}, Persistent: true, Timeout: 600, Netmask: 32,
+			LocalAddrs: []control.LocalAddr{{Addr: ip("10.0.0.202"), Conns: 123456}},
 			Dests: []control.Dest{
 				{Addr: ip("10.0.0.5"), Port: 8080, Fwd: "Masq", Weight: 100},
 				{Addr: ip("10.0.0.2"), Port: 0, Fwd: "Route", Weight: 65535},
@@ -120,10 +123,13 @@ var goldens = []struct {
 	{"list_service.golden", `list_service: print_title + print_service_entry, no version line`,
 		func(b *bytes.Buffer) error { return WriteService(b, state()[1], ListOptions{Numeric: true}) }},
 	{"save.golden", `FMT_RULE: "-A %s -s %s", " -p %u", " -M %s", " -o", " -b %s"; "-a %s -r %s %s -w %d\n"; ` +
-		`print_tunnel_rule "... --tun-type %s\n"; "-t"/"-u"/"-f %d"; ports named`,
+		`print_tunnel_rule "... --tun-type %s\n"; "-t"/"-u"/"-f %d"; ports named; uvs's "--add-laddr %s -z %s\n"`,
 		func(b *bytes.Buffer) error { return WriteSave(b, state(), false) }},
 	{"save_numeric.golden", `FMT_RULE|FMT_NUMERIC (-S -n)`,
 		func(b *bytes.Buffer) error { return WriteSave(b, state(), true) }},
+	{"laddr.golden", `LVS-FULLNAT list_laddrs_print_title "%-20s %-8s %-20s %-10s %-10s\n"; ` +
+		`list_laddrs_print_service "%-20s %-8u \n" (FMT_NUMERIC); list_laddrs_print_laddr "%-20s %-8s %-20s %-10lu %-10u\n"`,
+		func(b *bytes.Buffer) error { return WriteLocalAddrs(b, state()) }},
 	{"conns.golden", `list_conn "IPVS connection entries\n", "pro expire %-11s %-18s %-18s %s\n"; ` +
 		`print_conn "%02d:%02d", "%-3s %-6s %-11s %-18s %-18s %s\n"; ports named`,
 		func(b *bytes.Buffer) error { return WriteConns(b, conns(), ListOptions{}) }},

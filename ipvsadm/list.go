@@ -38,17 +38,60 @@ func WriteService(w io.Writer, svc control.Service, opts ListOptions) error {
 }
 
 // WriteSave prints ipvsadm -S: one -A line per service followed by an
-// -a line per destination, sorted, ports named unless numeric (-S -n).
-// ParseRestore reads it back. As in ipvsadm, thresholds (-x, -y) are
-// not saved.
+// -a line per destination, sorted, ports named unless numeric (-S -n),
+// and then, for a service with FULLNAT local addresses, one
+// "--add-laddr ... -z LIP" line per address in the service's order
+// (a uvs extension: the LVS-FULLNAT ipvsadm saves none, so its -S | -R
+// loses them). ParseRestore reads it back. As in ipvsadm, thresholds
+// (-x, -y) are not saved.
 func WriteSave(w io.Writer, svcs []control.Service, numeric bool) error {
 	var b bytes.Buffer
 	opts := ListOptions{Numeric: numeric}
 	for _, s := range sortServices(svcs, false) {
 		writeEntry(&b, &s, opts, true)
+		for _, la := range s.LocalAddrs {
+			fmt.Fprintf(&b, "--add-laddr %s -z %s\n", ruleName(&s, numeric), la.Addr)
+		}
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// WriteLocalAddrs prints the LVS-FULLNAT ipvsadm's -G (--get-laddr):
+// list_laddrs_print_title once, then per service "%-20s %-8u \n" with
+// the service (always numeric) and its number of local addresses, and
+// per address "%-20s %-8s %-20s %-10lu %-10u\n" with the address, its
+// port conflicts and its connections. uvs keeps no per-address count of
+// port conflicts (the dataplane counts refused connections as
+// no_local_port), so CONFLICTS is always 0. Deviations: services are in
+// libipvs's sort order, and an fwmark service prints as "FWM  <mark>"
+// where the fork prints the kernel's 0.0.0.0:0.
+func WriteLocalAddrs(w io.Writer, svcs []control.Service) error {
+	var b bytes.Buffer
+	for i, s := range sortServices(svcs, false) {
+		if i == 0 {
+			fmt.Fprintf(&b, "%-20s %-8s %-20s %-10s %-10s\n", "VIP:VPORT", "TOTAL", "LADDR", "CONFLICTS", "CONNS")
+		}
+		name := fmt.Sprintf("FWM  %d", s.FWMark)
+		if s.FWMark == 0 {
+			name = addrPort(s.Addr, s.Port, "", true)
+		}
+		fmt.Fprintf(&b, "%-20s %-8d \n", name, len(s.LocalAddrs))
+		for _, la := range s.LocalAddrs {
+			fmt.Fprintf(&b, "%-20s %-8s %-20s %-10d %-10d\n", "", "", la.Addr, 0, la.Conns)
+		}
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// ruleName is how a -S line names the service: "-t addr:port",
+// "-u addr:port" or "-f mark".
+func ruleName(s *control.Service, numeric bool) string {
+	if s.FWMark != 0 {
+		return fmt.Sprintf("-f %d", s.FWMark)
+	}
+	return optionFromProtocol(strings.ToUpper(s.Proto)) + " " + addrPort(s.Addr, s.Port, nameProto(s), numeric)
 }
 
 // WriteTimeouts prints ipvsadm -L --timeout.
@@ -91,19 +134,14 @@ func writeEntry(b *bytes.Buffer, s *control.Service, o ListOptions, rule bool) {
 
 	var name string
 	switch {
-	case s.FWMark != 0 && rule:
-		name = fmt.Sprintf("-f %d", s.FWMark)
+	case rule:
+		name = ruleName(s, o.Numeric)
 	case s.FWMark != 0:
 		name = fmt.Sprintf("FWM  %d", s.FWMark)
 	default:
-		vname := addrPort(s.Addr, s.Port, np, o.Numeric)
-		if rule {
-			name = optionFromProtocol(proto) + " " + vname
-		} else {
-			name = fmt.Sprintf("%-4s %s", protocolName(proto), vname)
-			if !v6 && len(name) > 33 {
-				name = name[:33]
-			}
+		name = fmt.Sprintf("%-4s %s", protocolName(proto), addrPort(s.Addr, s.Port, np, o.Numeric))
+		if !v6 && len(name) > 33 {
+			name = name[:33]
 		}
 	}
 

@@ -64,6 +64,10 @@ const (
 	optTunNoCsum
 	optTunCsum
 	optTunRemCsum
+	optAddLAddr
+	optDelLAddr
+	optGetLAddr
+	optLAddr
 )
 
 type argMode uint8
@@ -81,7 +85,8 @@ type optDef struct {
 	id    optID
 }
 
-// options is ipvsadm's popt table plus uvs's --fullnat/-k. The options
+// options is ipvsadm's popt table plus uvs's --fullnat/-k and
+// LVS-FULLNAT's local address commands (-P -Q -G, with -z). The options
 // uvs does not implement are listed so that they are refused by name
 // rather than as unknown.
 var options = [...]optDef{
@@ -144,6 +149,11 @@ var options = [...]optDef{
 	{"tun-nocsum", 0, argNone, optTunNoCsum},
 	{"tun-csum", 0, argNone, optTunCsum},
 	{"tun-remcsum", 0, argNone, optTunRemCsum},
+	// The Alibaba LVS-FULLNAT ipvsadm's local address commands.
+	{"add-laddr", 'P', argNone, optAddLAddr},
+	{"del-laddr", 'Q', argNone, optDelLAddr},
+	{"get-laddr", 'G', argNone, optGetLAddr},
+	{"laddr", 'z', argRequired, optLAddr},
 }
 
 func findLong(name string) *optDef {

@@ -43,6 +43,7 @@ const (
 	colTunNoCsum
 	colTunCsum
 	colTunRemCsum
+	colLAddr // LVS-FULLNAT's -z/--laddr
 	numCols
 )
 
@@ -54,25 +55,30 @@ var colNames = [numCols]string{
 	"thresholds", "persistent-conn", "nosort", "syncid", "exact", "ops",
 	"pe", "sched-flags", "mcast-group", "mcast-port", "mcast-ttl",
 	"sync-maxlen", "tun-info", "tun-type", "tun-port", "tun-nocsum",
-	"tun-csum", "tun-remcsum",
+	"tun-csum", "tun-remcsum", "local-address",
 }
 
 // legal is ipvsadm's commands_v_options, one string per command, one
 // character per column of colNames: '+' compulsory, 'x' illegal, '1'
-// at most one of the '1's, ' ' optional.
+// at most one of the '1's, ' ' optional. The last column and the
+// -P/-Q/-G rows are the LVS-FULLNAT ipvsadm's, except that -G takes -n
+// (a no-op: the listing is numeric anyway) where that fork refuses it.
 var legal = [...]string{
-	CmdAddService:  "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-	CmdEditService: "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-	CmdDelService:  "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	CmdClear:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	CmdList:        " 11xxxxxxxxx11       xxxxxxx xxxxx",
-	CmdAddDest:     "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-	CmdDelDest:     "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	CmdEditDest:    "xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-	CmdSetTimeout:  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	CmdRestore:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	CmdSave:        " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-	CmdZero:        "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	CmdAddService:  "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
+	CmdEditService: "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
+	CmdDelService:  "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	CmdClear:       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	CmdList:        " 11xxxxxxxxx11       xxxxxxx xxxxxx",
+	CmdAddDest:     "xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
+	CmdDelDest:     "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	CmdEditDest:    "xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
+	CmdSetTimeout:  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	CmdRestore:     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	CmdSave:        " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	CmdZero:        "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	CmdAddLAddr:    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
+	CmdDelLAddr:    "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
+	CmdGetLAddr:    " x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 }
 
 const (
@@ -123,6 +129,8 @@ type parser struct {
 	weight   int32
 	uthresh  uint32
 	lthresh  uint32
+
+	laddr netip.Addr // -z
 
 	timeouts control.Timeouts
 	list     ListOptions
@@ -198,6 +206,12 @@ func (p *parser) parseOptions() error {
 		p.cmd = CmdRestore
 	case optSave:
 		p.cmd = CmdSave
+	case optAddLAddr:
+		p.cmd = CmdAddLAddr
+	case optDelLAddr:
+		p.cmd = CmdDelLAddr
+	case optGetLAddr:
+		p.cmd = CmdGetLAddr
 	case optHelp:
 		p.cmd = CmdHelp
 		return nil
@@ -343,6 +357,16 @@ func (p *parser) option(def *optDef, arg string, hasArg bool) error {
 		if hasPort {
 			p.destPort = port
 		}
+	case optLAddr:
+		if err := p.set(colLAddr); err != nil {
+			return err
+		}
+		// The fork reads host[:port] and keeps only the address.
+		a, _, _, ok := parseService(arg, "")
+		if !ok {
+			return fail("illegal local address")
+		}
+		p.laddr = a
 	case optIPIP, optGateway, optMasq, optFullNat:
 		if err := p.set(colForward); err != nil {
 			return err
@@ -521,6 +545,7 @@ func (p *parser) command() *Command {
 		List:         p.list,
 		Conns:        p.has(colConnection),
 		ShowTimeouts: p.has(colTimeout),
+		LocalAddr:    p.laddr,
 	}
 	if c.HasService {
 		s := control.Service{

@@ -331,7 +331,7 @@ func TestRequest(t *testing.T) {
 }
 
 func TestLegalTable(t *testing.T) {
-	for k := CmdAddService; k <= CmdZero; k++ {
+	for k := CmdAddService; k <= CmdGetLAddr; k++ {
 		if len(legal[k]) != numCols {
 			t.Errorf("legal[%v] has %d columns, want %d", k, len(legal[k]), numCols)
 		}

@@ -34,6 +34,12 @@ func apply(t *testing.T, cmds []*Command) []control.Service {
 				t.Fatalf("-a for unknown service %+v", c.Service)
 			}
 			s.Dests = append(s.Dests, c.Dest)
+		case CmdAddLAddr:
+			s := find(c.Service)
+			if s == nil {
+				t.Fatalf("--add-laddr for unknown service %+v", c.Service)
+			}
+			s.LocalAddrs = append(s.LocalAddrs, control.LocalAddr{Addr: c.LocalAddr})
 		default:
 			t.Fatalf("unexpected command %v", c.Kind)
 		}
@@ -41,7 +47,8 @@ func apply(t *testing.T, cmds []*Command) []control.Service {
 	return out
 }
 
-// saved is what a save/restore cycle keeps of a table: no counters, no
+// saved is what a save/restore cycle keeps of a table: no counters
+// (of services, destinations or local addresses), no
 // thresholds (ipvsadm -S does not write -x/-y), Local saved as -g and
 // so read back as Route, and Route/Tunnel destinations of non-fwmark
 // services on the service's port (ipvsadm forces it).
@@ -67,6 +74,12 @@ func saved(svcs []control.Service) []control.Service {
 		if len(s.Dests) == 0 {
 			s.Dests = nil
 		}
+		// Local addresses keep their order; counts are not saved.
+		var las []control.LocalAddr
+		for _, la := range s.LocalAddrs {
+			las = append(las, control.LocalAddr{Addr: la.Addr})
+		}
+		s.LocalAddrs = las
 	}
 	return out
 }

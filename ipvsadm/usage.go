@@ -22,7 +22,8 @@ func WriteVersion(w io.Writer) error {
 }
 
 // WriteUsage prints ipvsadm -h for program prog: ipvsadm's text for the
-// commands and options uvs takes, with uvs's schedulers and --fullnat.
+// commands and options uvs takes, with uvs's schedulers, --fullnat and
+// LVS-FULLNAT's local address commands.
 func WriteUsage(w io.Writer, prog string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ipvsadm %s (compiled with popt and IPVS v%s)\n", Version, ipvsVersion)
@@ -33,6 +34,8 @@ func WriteUsage(w io.Writer, prog string) error {
 		"-C",
 		"-R",
 		"-S [-n]",
+		"-P|Q virtual-service -z local-address",
+		"-G [virtual-service]",
 		"-a|e virtual-service -r server-address [options]",
 		"-d virtual-service -r server-address",
 		"-L|l [virtual-service] [options]",
@@ -50,6 +53,9 @@ func WriteUsage(w io.Writer, prog string) error {
 		"  --delete-service  -D        delete virtual service\n" +
 		"  --clear           -C        clear the whole table\n" +
 		"  --restore         -R        restore rules from stdin\n" +
+		"  --add-laddr       -P        add local address\n" +
+		"  --del-laddr       -Q        del local address\n" +
+		"  --get-laddr       -G        get local address\n" +
 		"  --save            -S        save rules to stdout\n" +
 		"  --add-server      -a        add real server with options\n" +
 		"  --edit-server     -e        edit real server with options\n" +
@@ -73,6 +79,7 @@ func WriteUsage(w io.Writer, prog string) error {
 		"  --ipip         -i                   ipip encapsulation (tunneling)\n"+
 		"  --masquerading -m                   masquerading (NAT)\n"+
 		"  --fullnat      -k                   full NAT (uvs extension)\n"+
+		"  --laddr        -z local-address     FULLNAT local address (LVS-FULLNAT)\n"+
 		"  --tun-type      type                one of ipip,\n"+
 		"                                      the default tunnel type is ipip.\n"+
 		"  --weight       -w weight            capacity of real server\n"+

@@ -98,6 +98,8 @@ func do(c *control.Client, cmd *ipvsadm.Command, out io.Writer, stderr io.Writer
 	switch {
 	case cmd.Kind == ipvsadm.CmdSave:
 		err = ipvsadm.WriteSave(out, resp.Services, cmd.List.Numeric)
+	case cmd.Kind == ipvsadm.CmdGetLAddr:
+		err = ipvsadm.WriteLocalAddrs(out, resp.Services)
 	case cmd.Kind != ipvsadm.CmdList:
 	case cmd.Conns:
 		err = ipvsadm.WriteConns(out, resp.Conns, cmd.List)
