@@ -274,7 +274,20 @@ func (d *Daemon) interfaces(named []string) ([]dataplane.Iface, error) {
 		out = append(out, dataplane.Iface{Index: ifc.Index, Name: ifc.Name, MAC: [6]byte(ifc.HardwareAddr), MTU: ifc.MTU})
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no virtual service or owned address: nothing to serve")
+		// Started empty, as ipvsadm users do before `uvsadm -R`: the
+		// services to come may be on any interface, so take them all.
+		ifs, err := net.Interfaces()
+		if err != nil {
+			return nil, fmt.Errorf("interfaces: %w", err)
+		}
+		for _, ifc := range ifs {
+			if ifc.Flags&net.FlagLoopback == 0 && ifc.Flags&net.FlagUp != 0 && len(ifc.HardwareAddr) == 6 {
+				out = append(out, dataplane.Iface{Index: ifc.Index, Name: ifc.Name, MAC: [6]byte(ifc.HardwareAddr), MTU: ifc.MTU})
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no virtual service, owned address or Ethernet interface: nothing to serve")
 	}
 	return out, nil
 }

@@ -250,12 +250,10 @@ func TestFullNATLocalPortReuse(t *testing.T) {
 	if dest.Inactive.Load() != inact-1 {
 		t.Errorf("reaping the TIME_WAIT connection: inactive %d -> %d, want one less", inact, dest.Inactive.Load())
 	}
-	// The freed port is the only one: localPort finds it once its
-	// window of lportTries candidates from the cursor reaches it. The
-	// refused SYNs above moved the cursor on by lportTries each, so up
-	// to one SYN per window of the range may still be refused (counted,
-	// nothing sent) before the cursor comes round to it.
-	windows := (0x10000-lportMin+lportTries-1)/lportTries + 1
+	// The freed port is the only one: the search covers the whole range,
+	// so the first SYN after the refusals' backoff gets it.
+	w.now += lportBackoff
+	windows := 1
 	var got uint16
 	var client netip.AddrPort
 	tries := 0

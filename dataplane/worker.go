@@ -82,6 +82,8 @@ type worker struct {
 	// FULLNAT local endpoint cursors.
 	lipNext   int
 	lportNext uint16
+	// lportFull is when a search last found no free local port.
+	lportFull int64
 
 	// standby is, by service ID, whether the service's VRRP instance is
 	// not MASTER here.
@@ -769,17 +771,28 @@ func (w *worker) template(id, tpl uint32, svc *service.SvcSnap, dest uint32, cli
 
 const (
 	lportMin = 1024
-	// lportTries bounds the search per local address: with N workers
-	// one candidate in N hashes to this one, so this finds a port unless
-	// nearly all are in use towards this server; then the connection is
-	// refused and counted, never given a port in use.
-	lportTries = 4096
+	// lportTries is the whole port range: a free port is found whenever
+	// there is one (one candidate in N hashes to this worker, so a free
+	// one is near while few are taken). When none is, the connection is
+	// refused and counted, never given a port in use, and for
+	// lportBackoff the worker refuses at once rather than scan the range
+	// again for every SYN of a flood.
+	lportTries   = 1<<16 - lportMin
+	lportBackoff = int64(10 * time.Millisecond)
 )
 
 func (w *worker) localPort(svc *service.SvcSnap, d *service.DestSnap, proto uint8) (lip [4]byte, lport uint16, ok bool) {
 	if len(svc.LocalAddrs) == 0 {
 		return lip, 0, false
 	}
+	if w.lportFull != 0 && w.now-w.lportFull < lportBackoff {
+		return lip, 0, false
+	}
+	defer func() {
+		if !ok {
+			w.lportFull = w.now
+		}
+	}()
 	for range len(svc.LocalAddrs) {
 		w.lipNext = (w.lipNext + 1) % len(svc.LocalAddrs)
 		lip = svc.LocalAddrs[w.lipNext]

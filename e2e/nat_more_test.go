@@ -197,3 +197,27 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivilegedEmptyStart: uvsd started with no service (the ipvsadm way:
+// start empty, then load the rules) takes every interface and serves what
+// `uvsadm -R` restores.
+func TestPrivilegedEmptyStart(t *testing.T) {
+	n := newNATLab(t, lab.NATOptions{})
+	d := startUVSD(t, n.l, n.topo.Director, "! no services yet\n", "--workers", "2")
+	vip := n.topo.VIP.String()
+	rules := fmt.Sprintf("-A -t %[1]s:80 -s rr\n-a -t %[1]s:80 -r %[2]s:80 -m -w 1\n-a -t %[1]s:80 -r %[3]s:80 -m -w 1\n", vip, n.topo.RSIPs[0], n.topo.RSIPs[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "uvsadm"), "--control", d.sock, "-R")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("uvsadm -R: %v: %s", err, out)
+	}
+	got := map[string]int{}
+	for _, w := range curlClose(t, n.topo.Client, "http://"+vip+"/", 20) {
+		got[w]++
+	}
+	if got["rs1"]+got["rs2"] != 20 || got["rs1"] == 0 || got["rs2"] == 0 {
+		t.Fatalf("split %v after -R into an empty uvsd", got)
+	}
+}
