@@ -85,20 +85,22 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 		return nil, errors.New("dataplane: no interfaces to capture on")
 	}
 	e := &Engine{cfg: cfg, model: model, ifaces: ifaces}
+	shared := &sharedScheds{}
 	// Fanout group IDs are per network namespace; derive them from the
 	// PID so two daemons in one namespace do not join each other's group.
 	base := uint16(os.Getpid() * 7)
 	for wi := 0; wi < cfg.Workers; wi++ {
 		w := &worker{
-			id:    wi,
-			log:   cfg.Log.With("worker", wi),
-			model: model,
-			batch: cfg.Batch,
-			ct:    conntrack.New(cfg.ConnCapacity, rand.Uint64()),
-			reqs:  make(chan func(*worker), 1),
-			spin:  int64(cfg.Spin),
-			sync:  &e.syncMaster,
-			host:  cfg.Host,
+			id:     wi,
+			log:    cfg.Log.With("worker", wi),
+			model:  model,
+			batch:  cfg.Batch,
+			ct:     conntrack.New(cfg.ConnCapacity, rand.Uint64()),
+			reqs:   make(chan func(*worker), 1),
+			spin:   int64(cfg.Spin),
+			sync:   &e.syncMaster,
+			host:   cfg.Host,
+			shared: shared,
 		}
 		if cfg.SyncQueue > 0 {
 			w.syncQ = connsync.NewQueue(cfg.SyncQueue)

@@ -38,6 +38,9 @@ type schedState struct {
 	flags sched.Flags
 	s     sched.Scheduler
 	dests []sched.Dest // the worker's copy of the service's destinations
+	// shared, when set, is the service's scheduler shared by all
+	// workers (stateful schedulers with more than one worker).
+	shared *sharedSched
 }
 
 // worker owns a set of ports (one per interface), a connection table and
@@ -105,6 +108,9 @@ type worker struct {
 	// steer is the steering the fanout program applies, for the owner
 	// checks.
 	steer steering
+	// shared holds the schedulers shared by the workers (nil: one
+	// worker, or tests).
+	shared *sharedScheds
 }
 
 func (w *worker) portByIf(ifindex int32) *port {
@@ -139,6 +145,10 @@ func (w *worker) adopt(s *service.Snapshot) {
 		}
 		st.dests = append([]sched.Dest(nil), svc.Dests...)
 		st.s.Update(st.dests)
+		st.shared = nil
+		if w.shared != nil && w.nworkers > 1 && statefulSched(svc.Cfg.Sched) {
+			st.shared = w.shared.get(svc.ID, svc.Cfg.Sched, svc.SchedFlags)
+		}
 		w.bySvcID[svc.ID] = st
 		maxSvc = max(maxSvc, svc.ID)
 	}
@@ -429,12 +439,18 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 	}
 	tpl, destID, ok := w.persist(svc, tuple.Src, tuple.Dst, dport)
 	if !ok {
-		di := st.s.Schedule(st.dests, &w.sp)
-		if di < 0 {
+		if st.shared != nil {
+			destID, ok = st.shared.pick(w.snap, svc, &w.sp)
+			if ok && (int(destID) >= len(w.snap.Dests) || w.snap.Dests[destID].Removed) {
+				ok = false // a destination of a list this worker has not seen yet
+			}
+		} else if di := st.s.Schedule(st.dests, &w.sp); di >= 0 {
+			destID, ok = svc.DestIDs[di], true
+		}
+		if !ok {
 			w.drop(dropNoDest)
 			return
 		}
-		destID = svc.DestIDs[di]
 	}
 	d := &w.snap.Dests[destID]
 	if !d.NextHop.Valid {
