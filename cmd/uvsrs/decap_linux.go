@@ -75,6 +75,12 @@ func newDecap(log *slog.Logger) (*decap, error) {
 		return nil, fmt.Errorf("attach filter: %w", err)
 	}
 	_ = unix.SetsockoptInt(s, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+	// A packet socket cannot be shut down and closing it does not wake a
+	// blocked read: wake up now and then to notice a stop.
+	if err := unix.SetsockoptTimeval(s, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200_000}); err != nil {
+		d.close()
+		return nil, fmt.Errorf("receive timeout: %w", err)
+	}
 	return d, nil
 }
 
@@ -93,12 +99,6 @@ func (d *decap) close() {
 
 // run decapsulates until ctx is done.
 func (d *decap) run(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
-		// Wake the blocked read.
-		_ = unix.Shutdown(d.sock, unix.SHUT_RDWR)
-		d.close()
-	}()
 	buf := make([]byte, 65536)
 	var n uint64
 	for {
@@ -108,7 +108,7 @@ func (d *decap) run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
+			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
 				continue
 			}
 			return fmt.Errorf("recv: %w", err)
