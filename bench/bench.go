@@ -122,49 +122,66 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 
-	l, err := lab.New("bench")
-	if err != nil {
-		return nil, err
-	}
-	defer l.Close()
-	e := &env{cfg: cfg, dir: l.Dir("bench")}
 	start := time.Now()
-	e.logf("building the lab (client, director, 2 nginx + iperf3 real servers)")
-	if e.topo, err = lab.NATTopology(l, lab.NATOptions{}); err != nil {
-		return nil, fmt.Errorf("lab: %w", err)
-	}
-	// wrk close makes ~10k connections/s: give the client every port.
-	if err := e.topo.Client.Sysctl("net.ipv4.ip_local_port_range", "1024 65535"); err != nil {
-		return nil, err
-	}
-	for i, rs := range e.topo.RS {
-		if _, err := rs.StartNginx(l.Dir(rs.Short()), fmt.Sprintf("rs%d", i+1)); err != nil {
-			return nil, err
-		}
-		p, err := rs.Start("iperf3", "-s", "-p", "5201")
-		if err != nil {
-			return nil, err
-		}
-		if err := waitListen(ctx, rs, p, 5201); err != nil {
-			return nil, err
-		}
-	}
-	e.logf("lab ready in %.1fs", time.Since(start).Seconds())
-
 	rep := &Report{Runs: cfg.Runs, Duration: cfg.Duration}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		if f := strings.Fields(string(b)); len(f) > 0 {
 			rep.Notef("1-min load average at the start: %s on %d CPUs (other work on the machine skews every figure)", f[0], runtime.NumCPU())
 		}
 	}
+	rep.Notef("every peer runs in a lab of its own, built afresh: no TIME_WAIT, neighbour entry or sysctl of one peer meets the next")
 	for _, p := range peers {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
+		// A fresh lab per peer: the real servers' TIME_WAIT sockets
+		// from one peer's close-mode runs (the client reuses its
+		// ports) would otherwise meet the next peer's SYNs.
+		l, e, err := buildLab(ctx, cfg)
+		if err != nil {
+			return rep, err
+		}
 		runPeer(ctx, e, p, rep)
+		l.Close()
 	}
-	e.logf("done in %.1fs", time.Since(start).Seconds())
+	fmt.Fprintf(cfg.Log, "done in %.1fs\n", time.Since(start).Seconds())
 	return rep, ctx.Err()
+}
+
+// buildLab builds the NAT lab with its nginx and iperf3 real servers.
+func buildLab(ctx context.Context, cfg Config) (*lab.Lab, *env, error) {
+	l, err := lab.New("bench")
+	if err != nil {
+		return nil, nil, err
+	}
+	e := &env{cfg: cfg, dir: l.Dir("bench")}
+	start := time.Now()
+	e.logf("building the lab (client, director, 2 nginx + iperf3 real servers)")
+	fail := func(err error) (*lab.Lab, *env, error) {
+		l.Close()
+		return nil, nil, err
+	}
+	if e.topo, err = lab.NATTopology(l, lab.NATOptions{}); err != nil {
+		return fail(fmt.Errorf("lab: %w", err))
+	}
+	// wrk close makes ~10k connections/s: give the client every port.
+	if err := e.topo.Client.Sysctl("net.ipv4.ip_local_port_range", "1024 65535"); err != nil {
+		return fail(err)
+	}
+	for i, rs := range e.topo.RS {
+		if _, err := rs.StartNginx(l.Dir(rs.Short()), fmt.Sprintf("rs%d", i+1)); err != nil {
+			return fail(err)
+		}
+		p, err := rs.Start("iperf3", "-s", "-p", "5201")
+		if err != nil {
+			return fail(err)
+		}
+		if err := waitListen(ctx, rs, p, 5201); err != nil {
+			return fail(err)
+		}
+	}
+	e.logf("lab ready in %.1fs", time.Since(start).Seconds())
+	return l, e, nil
 }
 
 // runPeer sets p up, runs every load, and restores the director.
