@@ -129,7 +129,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.Notef("1-min load average at the start: %s on %d CPUs (other work on the machine skews every figure)", f[0], runtime.NumCPU())
 		}
 	}
-	rep.Notef("every peer runs in a lab of its own, built afresh: no TIME_WAIT, neighbour entry or sysctl of one peer meets the next")
+	rep.Notef("%s", freshLabNote)
 	for _, p := range peers {
 		if err := ctx.Err(); err != nil {
 			return rep, err
@@ -147,6 +147,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	fmt.Fprintf(cfg.Log, "done in %.1fs\n", time.Since(start).Seconds())
 	return rep, ctx.Err()
 }
+
+// freshLabNote says how the peers are kept apart.
+const freshLabNote = "every peer runs in a lab of its own, built afresh: no TIME_WAIT, neighbour entry or sysctl of one peer meets the next"
 
 // buildLab builds the NAT lab with its nginx and iperf3 real servers.
 func buildLab(ctx context.Context, cfg Config) (*lab.Lab, *env, error) {
