@@ -94,15 +94,8 @@ func (w *worker) importOne(ir *importRec) {
 		w.importTemplate(r)
 		return
 	}
-	si, ok := w.snap.Lookup(r.Proto, r.VAddr, r.VPort)
-	if !ok {
-		w.stats.syncNoService.add(1)
-		return
-	}
-	svc := &w.snap.Services[si]
-	destID, found := w.findDest(svc, r.DAddr, r.DPort)
+	svc, destID, found := w.recordDest(r, r.Proto)
 	if !found {
-		w.stats.syncNoService.add(1)
 		return
 	}
 	d := &w.snap.Dests[destID]
@@ -125,15 +118,8 @@ func (w *worker) importOne(ir *importRec) {
 		} else {
 			c.Flags |= conntrack.FlagInactive
 		}
-		if was != active && int(c.Dest) < len(w.snap.Dests) {
-			cc := w.snap.Dests[c.Dest].Conns
-			if active {
-				cc.Active.Add(1)
-				cc.Inactive.Add(-1)
-			} else {
-				cc.Active.Add(-1)
-				cc.Inactive.Add(1)
-			}
+		if was != active {
+			w.moveCount(c.Dest, active)
 		}
 		w.stats.syncIn.add(1)
 		return
@@ -189,14 +175,11 @@ func (w *worker) learnClient(c *conntrack.Conn, p *port, src [6]byte) {
 // master, so that after a failover the client network still goes to its
 // real server.
 func (w *worker) importTemplate(r *connsync.Record) {
-	si, ok := w.snap.Lookup(r.State, r.VAddr, r.VPort)
-	if !ok {
-		w.stats.syncNoService.add(1)
+	svc, destID, found := w.recordDest(r, r.State)
+	if !found {
 		return
 	}
-	svc := &w.snap.Services[si]
-	destID, found := w.findDest(svc, r.DAddr, r.DPort)
-	if !found || !svc.Cfg.Persistent {
+	if !svc.Cfg.Persistent {
 		w.stats.syncNoService.add(1)
 		return
 	}
@@ -232,6 +215,22 @@ func (w *worker) importTemplate(r *connsync.Record) {
 	}
 	d.Conns.Persist.Add(1)
 	w.stats.syncIn.add(1)
+}
+
+// recordDest finds a record's service (protocol proto) and destination
+// here, counting a record this director cannot place.
+func (w *worker) recordDest(r *connsync.Record, proto uint8) (*service.SvcSnap, uint32, bool) {
+	si, ok := w.snap.Lookup(proto, r.VAddr, r.VPort)
+	if !ok {
+		w.stats.syncNoService.add(1)
+		return nil, 0, false
+	}
+	svc := &w.snap.Services[si]
+	destID, found := w.findDest(svc, r.DAddr, r.DPort)
+	if !found {
+		w.stats.syncNoService.add(1)
+	}
+	return svc, destID, found
 }
 
 // findDest finds a service's destination by address and port.

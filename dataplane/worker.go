@@ -689,11 +689,19 @@ func (w *worker) advance(c *conntrack.Conn, dir conntrack.PacketDir, tcpFlags ui
 	if c.State != before && syncWorthy(c.State) {
 		w.syncOut(c)
 	}
-	if wasActive == isActive {
+	if wasActive != isActive {
+		w.moveCount(c.Dest, isActive)
+	}
+}
+
+// moveCount moves one connection of destination dest between its
+// inactive and active counts, as IPVS's state transitions do.
+func (w *worker) moveCount(dest uint32, active bool) {
+	if int(dest) >= len(w.snap.Dests) {
 		return
 	}
-	cc := w.snap.Dests[c.Dest].Conns
-	if isActive {
+	cc := w.snap.Dests[dest].Conns
+	if active {
 		cc.Active.Add(1)
 		cc.Inactive.Add(-1)
 	} else {
