@@ -120,8 +120,9 @@ func TestNATTwoDirectors(t *testing.T) {
 
 func TestDRFWMark(t *testing.T) {
 	c := mustParseFile(t, "testdata/dr_fwmark.conf")
-	if len(c.Warnings) != 0 {
-		t.Errorf("warnings: %v", warnings(c))
+	// Accepted, as keepalived accepts it, but uvs says it cannot serve it.
+	if got, want := warnings(c), []string{"testdata/dr_fwmark.conf:24: virtual_server fwmark 1: " + fwmarkUnseen}; !slices.Equal(got, want) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	vi := c.VRRPInstances[0]
 	if vi.Version != 3 || vi.AdvertInt != 100*time.Millisecond || !vi.NoPreempt ||
@@ -188,7 +189,7 @@ func TestVirtualServerGroup(t *testing.T) {
 		t.Errorf("rs = %+v", rs)
 	}
 	if rs := vs.RealServers[1]; rs.Addr != netip.MustParseAddr("192.168.100.2") || len(rs.Checkers) != 0 {
-		t.Errorf("block-less rs = %+v", rs)
+		t.Errorf("rs with an empty block = %+v", rs)
 	}
 }
 
@@ -249,7 +250,7 @@ func TestIncludeErrors(t *testing.T) {
 	// A block may open in one file and close in the next, as keepalived
 	// reads includes as text.
 	write("open.inc", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n")
-	split := write("split.conf", "include open.inc\n  real_server 10.0.0.2 80\n}\n")
+	split := write("split.conf", "include open.inc\n  real_server 10.0.0.2 80 { }\n}\n")
 	c, err := ParseFile(split)
 	if err != nil || len(c.VirtualServers) != 1 || len(c.VirtualServers[0].RealServers) != 1 {
 		t.Errorf("split block: %v %+v", err, c)
@@ -274,7 +275,7 @@ func TestErrorType(t *testing.T) {
 	}
 }
 
-const minimalVS = "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80\n}\n"
+const minimalVS = "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 { }\n}\n"
 
 func TestErrors(t *testing.T) {
 	for _, tc := range []struct {
@@ -293,6 +294,11 @@ func TestErrors(t *testing.T) {
 		{"fwmark missing", "virtual_server fwmark {\n}\n", "t.conf:1: virtual_server: missing argument"},
 		{"rs outside vs", "real_server 10.0.0.2 80 {\n  weight 1\n}\n", "t.conf:1: real_server outside virtual_server"},
 		{"checker outside rs", "virtual_server 10.0.0.1 80 {\n  TCP_CHECK {\n  }\n}\n", "t.conf:2: TCP_CHECK outside real_server"},
+		// keepalived 2.2.7 -t: "Missing '{' at beginning of configuration
+		// block", exit status 5, and it reads the lines after as the
+		// real server's.
+		{"rs without block", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80\n  lb_algo rr\n}\n", "t.conf:3: real_server: missing '{'"},
+		{"last rs without block", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {\n  }\n  real_server 10.0.0.3 80\n}\n", "t.conf:5: real_server: missing '{'"},
 		{"rs bad address", "virtual_server 10.0.0.1 80 {\n  real_server foo 80\n}\n", `t.conf:2: real_server: bad address "foo"`},
 		{"weight range", "virtual_server 10.0.0.1 80 {\n  real_server 10.0.0.2 80 {\n    weight 65536\n  }\n}\n", "t.conf:3: weight: 65536 out of range 0-65535"},
 		{"weight negative", "virtual_server 10.0.0.1 80 {\n  real_server 10.0.0.2 80 {\n    weight -1\n  }\n}\n", `t.conf:3: weight: bad number "-1"`},
@@ -301,19 +307,19 @@ func TestErrors(t *testing.T) {
 		{"unknown lb_kind", "virtual_server 10.0.0.1 80 {\n  lb_kind NATT\n}\n", `t.conf:2: lb_kind: unknown forwarding method "NATT" (want NAT, DR, TUN or FNAT)`},
 		{"unknown scheduler", "virtual_server 10.0.0.1 80 {\n  lb_algo fastest\n}\n", `t.conf:2: lb_algo: unknown scheduler "fastest"`},
 		{"unknown protocol", "virtual_server 10.0.0.1 80 {\n  protocol ICMP\n}\n", `t.conf:2: protocol: unknown protocol "ICMP" (want TCP, UDP or SCTP)`},
-		{"DR port mapping", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_kind DR\n  real_server 10.0.0.2 8080\n}\n",
+		{"DR port mapping", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_kind DR\n  real_server 10.0.0.2 8080 { }\n}\n",
 			"t.conf:4: real_server 10.0.0.2:8080: port mapping is impossible in DR (virtual_server port is 80)"},
 		{"TUN port mapping", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 8080 {\n    lvs_method TUN\n  }\n}\n",
 			"t.conf:3: real_server 10.0.0.2:8080: port mapping is impossible in TUN (virtual_server port is 80)"},
-		{"DR port mapping in group", "virtual_server_group G {\n  10.0.0.1 80\n}\nvirtual_server group G {\n  lb_kind DR\n  real_server 10.0.0.2 81\n}\n",
+		{"DR port mapping in group", "virtual_server_group G {\n  10.0.0.1 80\n}\nvirtual_server group G {\n  lb_kind DR\n  real_server 10.0.0.2 81 { }\n}\n",
 			"t.conf:6: real_server 10.0.0.2:81: port mapping is impossible in DR (virtual_server_group G has port 80 at t.conf:2)"},
-		{"DR sorry server port mapping", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_kind DR\n  sorry_server 10.0.0.9 8080\n  real_server 10.0.0.2 80\n}\n",
+		{"DR sorry server port mapping", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_kind DR\n  sorry_server 10.0.0.9 8080\n  real_server 10.0.0.2 80 { }\n}\n",
 			"t.conf:4: sorry_server 10.0.0.9:8080: port mapping is impossible in DR (virtual_server port is 80)"},
 		{"gue without port", "virtual_server 10.0.0.1 80 {\n  lb_kind TUN type gue\n}\n", "t.conf:2: lb_kind: a gue tunnel needs a port, other tunnels have none"},
 		{"duplicate vs", minimalVS + minimalVS, "t.conf:5: virtual_server TCP 10.0.0.1:80: duplicate of the virtual server at t.conf:1"},
-		{"duplicate vs via group", "virtual_server_group G {\n  10.0.0.0-3 80\n}\nvirtual_server group G {\n  protocol TCP\n  real_server 10.0.0.9 80\n}\n" + minimalVS,
+		{"duplicate vs via group", "virtual_server_group G {\n  10.0.0.0-3 80\n}\nvirtual_server group G {\n  protocol TCP\n  real_server 10.0.0.9 80 { }\n}\n" + minimalVS,
 			"t.conf:8: virtual_server TCP 10.0.0.1:80: duplicate of the virtual server at t.conf:4"},
-		{"unknown group", "virtual_server group NOPE {\n  real_server 10.0.0.2 80\n}\n", "t.conf:1: virtual_server group NOPE: no virtual_server_group NOPE"},
+		{"unknown group", "virtual_server group NOPE {\n  real_server 10.0.0.2 80 { }\n}\n", "t.conf:1: virtual_server group NOPE: no virtual_server_group NOPE"},
 		{"bad group range", "virtual_server_group G {\n  10.0.0.9-3 80\n}\n", `t.conf:2: virtual_server_group G: bad address or range "10.0.0.9-3"`},
 		{"group range too big", "virtual_server_group G {\n  10.0.0.0/8 80\n}\n", `t.conf:2: virtual_server_group G: bad address or range "10.0.0.0/8"`},
 		{"HTTP_GET without url", "virtual_server 10.0.0.1 80 {\n  real_server 10.0.0.2 80 {\n    HTTP_GET {\n      connect_timeout 3\n    }\n  }\n}\n", "t.conf:3: HTTP_GET: no url block"},
@@ -375,22 +381,28 @@ func TestWarnings(t *testing.T) {
 			[]string{`t.conf:4: real_server: unknown keyword "wieght", ignored`}},
 		{"unsupported checker", "virtual_server 10.0.0.1 53 {\n  protocol UDP\n  real_server 10.0.0.2 53 {\n    DNS_CHECK {\n      type A\n    }\n  }\n}\n",
 			[]string{"t.conf:4: real_server: DNS_CHECK is not supported by uvs, ignored"}},
-		{"no protocol", "virtual_server 10.0.0.1 80 {\n  real_server 10.0.0.2 80\n}\n",
+		{"no protocol", "virtual_server 10.0.0.1 80 {\n  real_server 10.0.0.2 80 { }\n}\n",
 			[]string{"t.conf:1: virtual_server 10.0.0.1:80: no protocol, TCP assumed (keepalived assumes UDP)"}},
-		{"protocol with fwmark", "virtual_server fwmark 1 {\n  protocol TCP\n  real_server 10.0.0.2\n}\n",
-			[]string{"t.conf:1: virtual_server fwmark 1: protocol is ignored for a fwmark service"}},
+		{"protocol with fwmark", "virtual_server fwmark 1 {\n  protocol TCP\n  real_server 10.0.0.2 { }\n}\n",
+			[]string{"t.conf:1: virtual_server fwmark 1: protocol is ignored for a fwmark service", "t.conf:1: virtual_server fwmark 1: " + fwmarkUnseen}},
 		{"no real servers", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n}\n",
 			[]string{"t.conf:1: virtual_server 10.0.0.1:80 has no real servers, ignored"}},
-		{"zero port", "virtual_server 10.0.0.1 {\n  protocol TCP\n  real_server 10.0.0.2\n}\n",
+		{"zero port", "virtual_server 10.0.0.1 {\n  protocol TCP\n  real_server 10.0.0.2 { }\n}\n",
 			[]string{"t.conf:1: virtual_server 10.0.0.1:0: port 0 is only valid for persistent services, persistence_timeout 360 set"}},
-		{"sh-port without sh", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  sh-port\n  real_server 10.0.0.2 80\n}\n",
+		{"sh-port without sh", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  sh-port\n  real_server 10.0.0.2 80 { }\n}\n",
 			[]string{"t.conf:1: virtual_server 10.0.0.1:80: sh-port does not apply to TCP wlc, ignored"}},
-		{"duplicate real server", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80\n  real_server 10.0.0.2\n}\n",
+		{"duplicate real server", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 { }\n  real_server 10.0.0.2 { }\n}\n",
 			[]string{"t.conf:4: virtual_server 10.0.0.1:80: real_server 10.0.0.2:80 is duplicated, ignored"}},
-		{"quorum above weights", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  quorum 5\n  real_server 10.0.0.2 80\n}\n",
+		{"quorum above weights", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  quorum 5\n  real_server 10.0.0.2 80 { }\n}\n",
 			[]string{"t.conf:1: virtual_server 10.0.0.1:80: quorum 5 exceeds the total weight 1 of its real servers, reduced"}},
-		{"DR fwmark rs port cleared", "virtual_server fwmark 2 {\n  lb_kind DR\n  real_server 10.0.0.2 80\n}\n",
-			[]string{"t.conf:3: real_server 10.0.0.2:80: port is ignored for a fwmark service in DR, cleared"}},
+		{"DR fwmark rs port cleared", "virtual_server fwmark 2 {\n  lb_kind DR\n  real_server 10.0.0.2 80 { }\n}\n",
+			[]string{"t.conf:3: real_server 10.0.0.2:80: port is ignored for a fwmark service in DR, cleared", "t.conf:1: virtual_server fwmark 2: " + fwmarkUnseen}},
+		{"fwmark service gets no traffic", "virtual_server fwmark 9 {\n  lb_kind NAT\n  real_server 10.0.0.2 80 {\n  }\n}\n",
+			[]string{"t.conf:1: virtual_server fwmark 9: firewall marks are set by netfilter after uvs captures a packet; uvs cannot see them, so this service gets no traffic"}},
+		{"fwmark in a group gets no traffic", "virtual_server_group G {\n  10.0.0.1 80\n  fwmark 4\n}\nvirtual_server group G {\n  protocol TCP\n  real_server 10.0.0.2 80 { }\n}\n",
+			[]string{"t.conf:3: virtual_server_group G: fwmark 4: " + fwmarkUnseen}},
+		{"fwmark without real servers only ignored", "virtual_server fwmark 9 {\n}\n",
+			[]string{"t.conf:1: virtual_server fwmark 9 has no real servers, ignored"}},
 		{"sync group with unknown member", "vrrp_sync_group G {\n  group {\n    NOPE\n  }\n}\n",
 			[]string{"t.conf:1: vrrp_sync_group G: vrrp_instance NOPE does not exist, ignored"}},
 		{"track_script without script", "vrrp_instance A {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    10.0.0.1\n  }\n  track_script {\n    chk_x weight -20\n  }\n}\n",
@@ -512,11 +524,28 @@ func TestDaemonShape(t *testing.T) {
 
 // FULLNAT is uvs's extension: accepted as FNAT, and it maps ports.
 func TestFullNAT(t *testing.T) {
-	c, err := Parse("t.conf", strings.NewReader("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_kind FULLNAT\n  real_server 10.0.0.2 8080\n}\n"))
+	c, err := Parse("t.conf", strings.NewReader("virtual_server 10.0.0.1 80 {\n  protocol TCP\n  lb_kind FULLNAT\n  real_server 10.0.0.2 8080 { }\n}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rs := c.VirtualServers[0].RealServers[0]; c.VirtualServers[0].LBKind != "FNAT" || rs.LBKind != "FNAT" || rs.Port != 8080 {
 		t.Errorf("vs %+v", c.VirtualServers[0])
+	}
+}
+
+// A real_server's block may be empty, on one line, or open on the next
+// line, as keepalived accepts.
+func TestRealServerBlockForms(t *testing.T) {
+	conf := "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  real_server 10.0.0.2 80 {}\n  real_server 10.0.0.3 80\n  {\n    weight 3\n  }\n  real_server 10.0.0.4 80 {\n  }\n}\n"
+	c, err := Parse("t.conf", strings.NewReader(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("warnings: %q", warnings(c))
+	}
+	rss := c.VirtualServers[0].RealServers
+	if len(rss) != 3 || rss[1].Weight != 3 || rss[2].Addr != netip.MustParseAddr("10.0.0.4") {
+		t.Errorf("real servers = %+v", rss)
 	}
 }

@@ -12,7 +12,7 @@ import (
 // read the host's files.
 func FuzzParse(f *testing.F) {
 	f.Add(minimalVS)
-	f.Add("virtual_server_group G {\n 10.0.0.1-3 80\n fwmark 1\n}\nvirtual_server group G {\n real_server 10.0.0.9 80\n}\n")
+	f.Add("virtual_server_group G {\n 10.0.0.1-3 80\n fwmark 1\n}\nvirtual_server group G {\n real_server 10.0.0.9 80 { }\n}\n")
 	f.Fuzz(func(t *testing.T, conf string) {
 		c, err := parse("fuzz.conf", "", strings.NewReader(conf), noFiles{})
 		if err != nil {

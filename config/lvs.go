@@ -308,8 +308,11 @@ func (p *parser) realServer(open stmt) (RealServer, rsLeftOut) {
 	lo := rsLeftOut{weight: true, inhibit: true, alpha: true, lbKind: true}
 	rs.Addr, rs.Port = p.addrPort(open, 1)
 	p.extra(open, 2)
-	if p.err != nil || !open.block {
-		// keepalived accepts a real server without a block.
+	// A real_server needs its block, even an empty one: without it
+	// keepalived reports "Missing '{' at beginning of configuration
+	// block" (keepalived -t fails) and reads the rest of the
+	// virtual_server as the real server's block.
+	if p.err != nil || !p.needBlock(open) {
 		return rs, lo
 	}
 	p.body(open, func(s stmt) {

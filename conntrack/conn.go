@@ -51,10 +51,11 @@ type Conn struct {
 	// re-arms rather than removes a template while it is non-zero.
 	Control  uint32
 	NControl uint32
+	// TimeoutSec is a template's persistence timeout in seconds
+	// (templates only); seconds in 32 bits keep the entry at 96 bytes.
+	TimeoutSec uint32
 	// Expires is when the connection's timer runs out, in monotonic ns.
-	Expires int64
-	// Timeout is a template's persistence timeout in ns (templates only).
-	Timeout   int64
+	Expires   int64
 	ClientIf  int32
 	DestIf    int32
 	ClientMAC [6]byte

@@ -58,7 +58,7 @@ type Table struct {
 // New returns a table for up to capacity connections, templates
 // included; capacity is clamped to [1, MaxCapacity]. The seed keys the
 // hash (give each table a random one so that clients cannot aim
-// collisions at it). All memory is allocated here: 104 bytes per entry
+// collisions at it). All memory is allocated here: 96 bytes per entry
 // plus 32 to 64 bytes of index (32 when capacity is a power of two).
 func New(capacity int, seed uint64) *Table {
 	capacity = min(max(capacity, 1), MaxCapacity)
@@ -276,7 +276,7 @@ func (t *Table) Reap(now int64, budget int, expired func(id uint32, c *Conn)) in
 			continue
 		}
 		if c.Flags&FlagTemplate != 0 && c.NControl > 0 {
-			c.Expires = now + c.Timeout
+			c.Expires = now + int64(c.TimeoutSec)*1_000_000_000
 			continue
 		}
 		if expired != nil {

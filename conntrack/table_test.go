@@ -360,7 +360,7 @@ func TestTemplate(t *testing.T) {
 	tb := New(10, 4)
 	tpl := conn(1)
 	tpl.Flags = FlagTemplate
-	tpl.Timeout = 100
+	tpl.TimeoutSec = 100
 	tid, _ := tb.Insert(&tpl)
 	c := conn(2)
 	c.Expires = 50
@@ -370,14 +370,14 @@ func TestTemplate(t *testing.T) {
 		t.Fatalf("Bind: ncontrol %d control %d", p.NControl, tb.Get(cid).Control)
 	}
 	tb.Reap(10, 10, nil) // template expired (Expires 0) but controls c
-	if tb.Len() != 2 || tb.Get(tid).Expires != 110 {
+	if tb.Len() != 2 || tb.Get(tid).Expires != 10+100*1_000_000_000 {
 		t.Fatalf("template not re-armed: len %d expires %d", tb.Len(), tb.Get(tid).Expires)
 	}
 	tb.Reap(60, 10, nil) // c expires and releases the template
 	if tb.Len() != 1 || tb.Get(tid).NControl != 0 {
 		t.Fatalf("after c expired: len %d ncontrol %d", tb.Len(), tb.Get(tid).NControl)
 	}
-	tb.Reap(200, 10, nil)
+	tb.Reap(10+100*1_000_000_000, 10, nil)
 	if tb.Len() != 0 {
 		t.Fatal("template outlived its timeout")
 	}

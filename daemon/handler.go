@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -216,8 +217,15 @@ func (d *Daemon) handle(ctx context.Context, r *control.Request) (*control.Respo
 		}
 		return &control.Response{}, err
 	case control.OpZero:
-		d.zero()
-		return &control.Response{}, nil
+		if r.Service == nil {
+			d.zero(nil)
+			return &control.Response{}, nil
+		}
+		k, err := svcKey(r.Service)
+		if err != nil {
+			return nil, err
+		}
+		return &control.Response{}, d.zero(&k)
 	case control.OpSetTimeout:
 		if r.Timeouts == nil {
 			return nil, fmt.Errorf("set-timeout: no timeouts given")
@@ -299,13 +307,56 @@ func toStats(t dataplane.Totals, r rate) control.Stats {
 }
 
 // zero implements ipvsadm -Z: the dataplane's counters only grow, so the
-// daemon remembers what they were and subtracts.
-func (d *Daemon) zero() {
-	st := d.engine.ServiceTotals()
-	dt := d.engine.DestTotals()
+// daemon remembers what they were and subtracts. With a service (-Z -t
+// VIP:PORT) only that service's counters and its real servers' are
+// zeroed, as IPVS does; without one, all of them.
+func (d *Daemon) zero(k *service.Key) error {
+	var st, dt map[uint32]dataplane.Totals
+	if d.engine != nil {
+		st, dt = d.engine.ServiceTotals(), d.engine.DestTotals()
+	}
+	svcs, _ := d.model.Services()
 	d.zmu.Lock()
 	defer d.zmu.Unlock()
-	d.zeroSvc, d.zeroDest = st, dt
+	zs, zd, err := zeroed(d.zeroSvc, d.zeroDest, svcs, st, dt, k)
+	if err != nil {
+		return err
+	}
+	d.zeroSvc, d.zeroDest = zs, zd
+	return nil
+}
+
+// zeroed computes -Z's new baselines from the old ones and the current
+// totals: all of them when k is nil, else k's service and its
+// destinations' (errNoService when there is no such service). The old
+// maps are not changed: list may hold them.
+func zeroed(oldSvc, oldDest map[uint32]dataplane.Totals, svcs []service.Service, st, dt map[uint32]dataplane.Totals, k *service.Key) (zs, zd map[uint32]dataplane.Totals, err error) {
+	if k == nil {
+		return maps.Clone(st), maps.Clone(dt), nil
+	}
+	i := slices.IndexFunc(svcs, func(s service.Service) bool { return s.Cfg.Key == *k })
+	if i < 0 {
+		return nil, nil, errNoService
+	}
+	zs, zd = maps.Clone(oldSvc), maps.Clone(oldDest)
+	if zs == nil {
+		zs = map[uint32]dataplane.Totals{}
+	}
+	if zd == nil {
+		zd = map[uint32]dataplane.Totals{}
+	}
+	set := func(m, cur map[uint32]dataplane.Totals, id uint32) {
+		if t, ok := cur[id]; ok {
+			m[id] = t
+		} else {
+			delete(m, id)
+		}
+	}
+	set(zs, st, svcs[i].ID)
+	for _, id := range svcs[i].Dests {
+		set(zd, dt, id)
+	}
+	return zs, zd, nil
 }
 
 func (d *Daemon) conns(ctx context.Context) ([]control.Conn, error) {

@@ -184,7 +184,6 @@ func (w *worker) importTemplate(r *connsync.Record) {
 		return
 	}
 	k := conntrack.Tuple{Src: r.CAddr, Dst: r.VAddr, DPort: r.VPort}
-	timeout := int64(svc.Cfg.Timeout) * 1_000_000_000
 	expires := w.now + int64(r.Timeout)*1_000_000_000
 	if id, _, ok := w.ct.Lookup(&k); ok {
 		t := w.ct.Get(id)
@@ -201,13 +200,13 @@ func (w *worker) importTemplate(r *connsync.Record) {
 	}
 	d := &w.snap.Dests[destID]
 	t := conntrack.Conn{
-		Orig:    k,
-		Reply:   conntrack.Tuple{Src: d.Addr, Dst: k.Src, SPort: d.Port, DPort: uint16(svc.ID), Proto: templateProto},
-		Svc:     svc.ID,
-		Dest:    destID,
-		Flags:   conntrack.FlagTemplate,
-		Timeout: timeout,
-		Expires: expires,
+		Orig:       k,
+		Reply:      conntrack.Tuple{Src: d.Addr, Dst: k.Src, SPort: d.Port, DPort: uint16(svc.ID), Proto: templateProto},
+		Svc:        svc.ID,
+		Dest:       destID,
+		Flags:      conntrack.FlagTemplate,
+		TimeoutSec: svc.Cfg.Timeout,
+		Expires:    expires,
 	}
 	if _, err := w.ct.Insert(&t); err != nil {
 		w.stats.syncRefused.add(1)

@@ -767,13 +767,13 @@ func (w *worker) template(id, tpl uint32, svc *service.SvcSnap, dest uint32, cli
 	}
 	d := &w.snap.Dests[dest]
 	t := conntrack.Conn{
-		Orig:    k,
-		Reply:   conntrack.Tuple{Src: d.Addr, Dst: k.Src, SPort: d.Port, DPort: uint16(svc.ID), Proto: templateProto},
-		Svc:     svc.ID,
-		Dest:    dest,
-		Flags:   conntrack.FlagTemplate,
-		Timeout: timeout,
-		Expires: w.now + timeout,
+		Orig:       k,
+		Reply:      conntrack.Tuple{Src: d.Addr, Dst: k.Src, SPort: d.Port, DPort: uint16(svc.ID), Proto: templateProto},
+		Svc:        svc.ID,
+		Dest:       dest,
+		Flags:      conntrack.FlagTemplate,
+		TimeoutSec: svc.Cfg.Timeout,
+		Expires:    w.now + timeout,
 	}
 	tid, err := w.ct.Insert(&t)
 	if err != nil {
