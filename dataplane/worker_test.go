@@ -198,6 +198,7 @@ func BenchmarkPipeline(b *testing.B) {
 			src := ip.Src()
 			src[2], src[3] = byte(i>>8), byte(i)
 			ip.SetSrc(src)
+			ip.SetChecksum(ip.CalculateChecksum())
 			header.TCP(ip.Payload()).SetSrcPort(uint16(i >> 16))
 			w.handle(pc, rxFrame{buf: work})
 			ps.txN = 0

@@ -1,0 +1,135 @@
+package daemon
+
+import (
+	"context"
+	"maps"
+	"net/netip"
+	"testing"
+
+	"github.com/uvs-project/uvs/control"
+	"github.com/uvs-project/uvs/dataplane"
+	"github.com/uvs-project/uvs/service"
+)
+
+// zeroModel has two services with two real servers each.
+func zeroModel(t *testing.T) (*service.Model, []service.Service) {
+	t.Helper()
+	m := service.NewModel()
+	for _, port := range []uint16{80, 443} {
+		k := service.Key{Proto: 6, Addr: [4]byte{198, 18, 0, 100}, Port: port}
+		if err := m.AddService(service.ServiceConfig{Key: k, Sched: "rr"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, last := range []byte{11, 12} {
+			if err := m.AddDest(k, service.DestConfig{Addr: [4]byte{198, 19, 0, last}, Port: port, Fwd: service.FwdMasq, Weight: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	svcs, _ := m.Services()
+	if len(svcs) != 2 || len(svcs[0].Dests) != 2 || len(svcs[1].Dests) != 2 {
+		t.Fatalf("services = %+v", svcs)
+	}
+	return m, svcs
+}
+
+func tot(n uint64) dataplane.Totals {
+	return dataplane.Totals{Conns: n, InPkts: 10 * n, OutPkts: 9 * n, InBytes: 1000 * n, OutBytes: 900 * n}
+}
+
+// ipvsadm -Z -t VIP:PORT zeroes that service's counters and its real
+// servers', and leaves every other service's as they were.
+func TestZeroOneService(t *testing.T) {
+	_, svcs := zeroModel(t)
+	web, tls := svcs[0], svcs[1]
+	st := map[uint32]dataplane.Totals{web.ID: tot(5), tls.ID: tot(7)}
+	dt := map[uint32]dataplane.Totals{web.Dests[0]: tot(2), web.Dests[1]: tot(3), tls.Dests[0]: tot(4), tls.Dests[1]: tot(3)}
+	// An earlier -Z of everything, then more traffic.
+	oldS := map[uint32]dataplane.Totals{web.ID: tot(1), tls.ID: tot(2)}
+	oldD := map[uint32]dataplane.Totals{web.Dests[0]: tot(1), tls.Dests[1]: tot(2)}
+	keepS, keepD := maps.Clone(oldS), maps.Clone(oldD)
+
+	k := web.Cfg.Key
+	zs, zd, err := zeroed(oldS, oldD, svcs, st, dt, &k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(oldS, keepS) || !maps.Equal(oldD, keepD) {
+		t.Errorf("old baselines changed: %v %v", oldS, oldD)
+	}
+	shown := func(cur, base map[uint32]dataplane.Totals, id uint32) dataplane.Totals { return sub(cur[id], base[id]) }
+	if got := shown(st, zs, web.ID); got != (dataplane.Totals{}) {
+		t.Errorf("zeroed service shows %+v", got)
+	}
+	for _, id := range web.Dests {
+		if got := shown(dt, zd, id); got != (dataplane.Totals{}) {
+			t.Errorf("zeroed service's dest %d shows %+v", id, got)
+		}
+	}
+	if got, want := shown(st, zs, tls.ID), tot(5); got != want {
+		t.Errorf("other service shows %+v, want %+v", got, want)
+	}
+	if got, want := shown(dt, zd, tls.Dests[0]), tot(4); got != want {
+		t.Errorf("other service's dest 0 shows %+v, want %+v", got, want)
+	}
+	if got, want := shown(dt, zd, tls.Dests[1]), tot(1); got != want {
+		t.Errorf("other service's dest 1 shows %+v, want %+v", got, want)
+	}
+
+	// Without a service, everything.
+	zs, zd, err = zeroed(oldS, oldD, svcs, st, dt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range svcs {
+		if got := shown(st, zs, s.ID); got != (dataplane.Totals{}) {
+			t.Errorf("service %d shows %+v after -Z", s.ID, got)
+		}
+		for _, id := range s.Dests {
+			if got := shown(dt, zd, id); got != (dataplane.Totals{}) {
+				t.Errorf("dest %d shows %+v after -Z", id, got)
+			}
+		}
+	}
+
+	// No baseline yet, and a service that never saw traffic.
+	zs, zd, err = zeroed(nil, nil, svcs, map[uint32]dataplane.Totals{web.ID: tot(3)}, nil, &tls.Cfg.Key)
+	if err != nil || len(zs) != 0 || len(zd) != 0 {
+		t.Errorf("zeroing an idle service: %v %v %v", zs, zd, err)
+	}
+
+	missing := service.Key{Proto: 17, Addr: [4]byte{198, 18, 0, 100}, Port: 80}
+	if _, _, err := zeroed(oldS, oldD, svcs, st, dt, &missing); err != errNoService {
+		t.Errorf("unknown service: %v, want %v", err, errNoService)
+	}
+}
+
+// The request path: -Z with and without a service, and an unknown one
+// answered as ipvsadm does.
+func TestHandleZero(t *testing.T) {
+	m, svcs := zeroModel(t)
+	d := &Daemon{model: m}
+	d.zeroSvc = map[uint32]dataplane.Totals{svcs[1].ID: tot(9)}
+	ctx := context.Background()
+	vip := netip.MustParseAddr("198.18.0.100")
+	for _, tc := range []struct {
+		name string
+		svc  *control.Service
+		err  string
+	}{
+		{"all", nil, ""},
+		{"one", &control.Service{Proto: "TCP", Addr: vip, Port: 80}, ""},
+		{"unknown", &control.Service{Proto: "TCP", Addr: vip, Port: 8080}, "No such service"},
+		{"fwmark unknown", &control.Service{FWMark: 3}, "No such service"},
+	} {
+		if r := d.Handle(ctx, &control.Request{Op: control.OpZero, Service: tc.svc}); r.Err != tc.err {
+			t.Errorf("%s: err %q, want %q", tc.name, r.Err, tc.err)
+		}
+	}
+	// The last successful -Z named the :80 service, with no traffic
+	// anywhere: the :443 baseline of the earlier -Z all is gone with it,
+	// and nothing else appeared.
+	if len(d.zeroSvc) != 0 || len(d.zeroDest) != 0 {
+		t.Errorf("baselines %v %v", d.zeroSvc, d.zeroDest)
+	}
+}
