@@ -56,20 +56,17 @@ type Daemon struct {
 	checksCancel context.CancelFunc
 }
 
-// restartChecks replaces the health runner with one for cfg; a reload
-// calls it after the model has the new services.
+// restartChecks replaces the health checks with those of cfg, carrying
+// over the state of the real servers that stay.
 func (d *Daemon) restartChecks(cfg *config.Config) error {
-	d.checksMu.Lock()
-	defer d.checksMu.Unlock()
-	if d.checksCancel != nil {
-		d.checksCancel()
-	}
-	ctx, cancel := context.WithCancel(d.ctx)
-	if _, err := d.startChecks(ctx, cfg); err != nil {
-		cancel()
+	next, err := d.planChecks(cfg)
+	if err != nil {
 		return err
 	}
-	d.checksCancel = cancel
+	d.checksMu.Lock()
+	defer d.checksMu.Unlock()
+	next.migrate(d.stopChecksLocked())
+	d.startChecksLocked(next)
 	return nil
 }
 
@@ -221,6 +218,8 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	log.Info("uvsd started", "interfaces", names, "services", len(d.model.Snapshot().Services), "control", opts.ControlPath)
 	wg.Wait()
+	// omega's notify_down and quorum_down scripts run before exit.
+	d.stopChecks()
 	log.Info("uvsd stopped")
 	return nil
 }
@@ -400,7 +399,9 @@ func (d *Daemon) reloads(ctx context.Context) {
 	}
 }
 
-// Reload re-reads the config file and applies only the difference.
+// Reload re-reads the config file and applies only the difference. The
+// real servers that stay keep their health: one its checks took out of
+// the pool stays out, as keepalived carries the checker state over.
 func (d *Daemon) Reload() error {
 	cfg, err := config.ParseFile(d.opts.ConfigFile)
 	if err != nil {
@@ -410,17 +411,31 @@ func (d *Daemon) Reload() error {
 	if err := Apply(cfg, service.NewModel()); err != nil {
 		return err
 	}
-	if err := Sync(cfg, d.model); err != nil {
+	next, err := d.planChecks(cfg)
+	if err != nil {
 		return err
 	}
+	d.checksMu.Lock()
+	defer d.checksMu.Unlock()
+	// Stop the checks first, so that the model gets the configuration
+	// with their verdicts applied (Sync of next's view).
+	prev := d.stopChecksLocked()
+	next.migrate(prev)
+	err = Sync(next.view(cfg), d.model)
 	d.kickResolver()
 	if d.host != nil {
 		if err := d.host.setVIPs(d.model.Snapshot().VIPs()); err != nil {
 			d.log.Error("host guard VIPs", "err", err)
 		}
 	}
-	if d.ctx != nil {
-		return d.restartChecks(cfg)
+	if d.ctx == nil || d.ctx.Err() != nil {
+		return err
 	}
-	return nil
+	if prev != nil {
+		for _, script := range prev.removedScripts(next) {
+			d.notify(script)
+		}
+	}
+	d.startChecksLocked(next)
+	return err
 }

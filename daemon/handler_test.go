@@ -105,31 +105,35 @@ func TestZeroOneService(t *testing.T) {
 }
 
 // The request path: -Z with and without a service, and an unknown one
-// answered as ipvsadm does.
+// answered as ipvsadm does. There is no engine, so no traffic.
 func TestHandleZero(t *testing.T) {
 	m, svcs := zeroModel(t)
 	d := &Daemon{model: m}
-	d.zeroSvc = map[uint32]dataplane.Totals{svcs[1].ID: tot(9)}
+	other := map[uint32]dataplane.Totals{svcs[1].ID: tot(9)}
+	d.zeroSvc = maps.Clone(other)
 	ctx := context.Background()
 	vip := netip.MustParseAddr("198.18.0.100")
-	for _, tc := range []struct {
-		name string
-		svc  *control.Service
-		err  string
-	}{
-		{"all", nil, ""},
-		{"one", &control.Service{Proto: "TCP", Addr: vip, Port: 80}, ""},
-		{"unknown", &control.Service{Proto: "TCP", Addr: vip, Port: 8080}, "No such service"},
-		{"fwmark unknown", &control.Service{FWMark: 3}, "No such service"},
-	} {
-		if r := d.Handle(ctx, &control.Request{Op: control.OpZero, Service: tc.svc}); r.Err != tc.err {
-			t.Errorf("%s: err %q, want %q", tc.name, r.Err, tc.err)
+	zero := func(svc *control.Service) string {
+		return d.Handle(ctx, &control.Request{Op: control.OpZero, Service: svc}).Err
+	}
+	if err := zero(&control.Service{Proto: "TCP", Addr: vip, Port: 80}); err != "" {
+		t.Fatalf("-Z -t %v:80: %s", vip, err)
+	}
+	if !maps.Equal(d.zeroSvc, other) {
+		t.Errorf("-Z of :80 changed the :443 baseline: %v", d.zeroSvc)
+	}
+	for _, svc := range []*control.Service{{Proto: "TCP", Addr: vip, Port: 8080}, {FWMark: 3}} {
+		if err := zero(svc); err != "No such service" {
+			t.Errorf("-Z %+v: %q, want No such service", svc, err)
 		}
 	}
-	// The last successful -Z named the :80 service, with no traffic
-	// anywhere: the :443 baseline of the earlier -Z all is gone with it,
-	// and nothing else appeared.
+	if !maps.Equal(d.zeroSvc, other) {
+		t.Errorf("a refused -Z changed the baselines: %v", d.zeroSvc)
+	}
+	if err := zero(nil); err != "" {
+		t.Fatalf("-Z: %s", err)
+	}
 	if len(d.zeroSvc) != 0 || len(d.zeroDest) != 0 {
-		t.Errorf("baselines %v %v", d.zeroSvc, d.zeroDest)
+		t.Errorf("baselines after -Z with no traffic: %v %v", d.zeroSvc, d.zeroDest)
 	}
 }

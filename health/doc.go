@@ -17,7 +17,10 @@
 // [0, warmup]. Changes are reported through the entry's callback, only on
 // a change of state or of MISC_CHECK's dynamic weight; applying them
 // (removing the destination, or weight 0 with inhibit_on_failure) is the
-// daemon's work.
+// daemon's work. State and Restore carry a server's state (up/down, the
+// retries its probes have used, its dynamic weight) from one Runner to
+// the next across a reload, as keepalived migrates the checkers of the
+// real servers that stay.
 //
 // Not supported: bind_if and fwmark on probe sockets (they need privileges
 // the checker does not assume), MISC_CHECK's user, and http_protocol (Go's

@@ -73,16 +73,80 @@ func NewRunner(maxConcurrent int, logger *slog.Logger) *Runner {
 // state or dynamic weight, never concurrently for one key, and never
 // after Remove(key) returns; it must not call Remove for its own key.
 func (r *Runner) Add(key string, probes []Probe, t Timing, onChange OnChange) error {
+	return r.add(key, probes, t, nil, onChange)
+}
+
+// State is a real server's checker state, as State reports it and Restore
+// takes it: what keepalived carries over a reload for a real server that
+// stays (its checkers' up/down and the retries they have used).
+type State struct {
+	Up     bool         // all probes up
+	Weight int32        // MISC_CHECK's dynamic weight; -1 when none set
+	Probes []ProbeState // one per probe, in the order given to Add
+}
+
+// ProbeState is one probe's part of a State.
+type ProbeState struct {
+	Up bool
+	// Fails counts the consecutive failures of a probe that is up: the
+	// retries it has used (it goes down once Fails exceeds Timing.Retry).
+	Fails int
+}
+
+// Restore is Add for a server that starts in state st rather than in
+// t.StartUp's: probe i starts as st.Probes[i] (a probe past the end of
+// st.Probes starts as Add starts it), the server is up when every probe
+// is, and its dynamic weight is st.Weight. No change is reported for the
+// restored state itself, only for later changes from it.
+func (r *Runner) Restore(key string, probes []Probe, t Timing, st State, onChange OnChange) error {
+	return r.add(key, probes, t, &st, onChange)
+}
+
+// State reports key's current state; ok is false when key is not present.
+func (r *Runner) State(key string) (st State, ok bool) {
+	r.mu.Lock()
+	e, ok := r.entries[key]
+	r.mu.Unlock()
+	if !ok {
+		return State{}, false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st = State{Up: e.up, Weight: e.weight, Probes: make([]ProbeState, len(e.probes))}
+	for i, ps := range e.probes {
+		st.Probes[i] = ProbeState{Up: ps.up, Fails: ps.fails}
+	}
+	return st, true
+}
+
+func (r *Runner) add(key string, probes []Probe, t Timing, st *State, onChange OnChange) error {
 	t = t.normalized()
 	e := &entry{key: key, timing: t, onChange: onChange, up: t.StartUp, weight: -1}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	now := time.Now()
-	for _, p := range probes {
+	for i, p := range probes {
 		at := now
 		if t.Warmup > 0 {
 			at = at.Add(rand.N(t.Warmup + 1))
 		}
-		e.probes = append(e.probes, &probeState{e: e, p: p, up: t.StartUp, at: at, index: -1})
+		ps := &probeState{e: e, p: p, up: t.StartUp, at: at, index: -1}
+		if st != nil && i < len(st.Probes) {
+			ps.up, ps.fails = st.Probes[i].Up, min(max(st.Probes[i].Fails, 0), t.Retry)
+			if !ps.up {
+				ps.fails = 0
+			}
+		}
+		e.probes = append(e.probes, ps)
+	}
+	if st != nil {
+		e.up = true
+		for _, ps := range e.probes {
+			e.up = e.up && ps.up
+		}
+		e.weight = st.Weight
+		if e.weight < 0 {
+			e.weight = -1
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
