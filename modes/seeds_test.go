@@ -56,5 +56,14 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		eth := make([]byte, header.EthernetMinimumSize, header.EthernetMinimumSize+len(b))
 		header.Ethernet(eth).SetType(header.EtherTypeIPv4)
 		writeSeed(t, "FuzzEchoReply", append(eth, b...))
+		writeSeed(t, "FuzzEncapIPIP", b)
+		writeSeed(t, "FuzzFragNeeded", append(eth, b...), uint16(1480))
+		writeSeed(t, "FuzzSegmentTCP4", append(eth, b...), uint16(100+i))
+		head := make([]byte, 32+header.VirtioNetHdrSize+header.EthernetMinimumSize+len(b))
+		copy(head[32+header.VirtioNetHdrSize+header.EthernetMinimumSize:], b)
+		if enc := EncapIPIP(head, 32, [4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, 1); enc != nil {
+			writeSeed(t, "FuzzDecapIPIP", enc[header.VirtioNetHdrSize+header.EthernetMinimumSize:])
+		}
+		writeSeed(t, "FuzzDecapIPIP", b)
 	}
 }
