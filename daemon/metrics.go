@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/uvs-project/uvs/connsync"
+	"github.com/uvs-project/uvs/dataplane"
 	"github.com/uvs-project/uvs/vrrp"
 )
 
@@ -49,9 +50,7 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 		tot[3] += s.Stats.InBytes
 		tot[4] += s.Stats.OutBytes
 	}
-	counter := func(name, help string, v uint64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
-	}
+	counter := func(name, help string, v uint64) { writeCounter(w, name, help, v) }
 	counter("node_ipvs_connections_total", "The total number of connections made.", tot[0])
 	counter("node_ipvs_incoming_packets_total", "The total number of incoming packets.", tot[1])
 	counter("node_ipvs_outgoing_packets_total", "The total number of outgoing packets.", tot[2])
@@ -103,7 +102,12 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 	for i, v := range c.PerWorkerRx {
 		fmt.Fprintf(w, "uvs_dataplane_worker_rx_frames_total{worker=\"%d\"} %d\n", i, v)
 	}
-	d.writeVRRPMetrics(w)
+	d.writeVRRPMetrics(w, &c)
+}
+
+// writeCounter writes one unlabelled counter in Prometheus text format.
+func writeCounter(w io.Writer, name, help string, v uint64) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
 }
 
 // keepalived's SNMP numbering of VRRP states.
@@ -120,11 +124,8 @@ func vrrpStateNumber(s vrrp.State) int {
 }
 
 // writeVRRPMetrics adds the VRRP instances and connection sync.
-func (d *Daemon) writeVRRPMetrics(w io.Writer) {
-	c := d.engine.Counters()
-	counter := func(name, help string, v uint64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
-	}
+func (d *Daemon) writeVRRPMetrics(w io.Writer, c *dataplane.Counters) {
+	counter := func(name, help string, v uint64) { writeCounter(w, name, help, v) }
 	counter("uvs_dataplane_local_delivered_total", "Packets handed to this host's stack for a real server that is this host.", c.LocalOut)
 	counter("uvs_dataplane_from_peer_total", "New-connection packets another director had scheduled to this host, left to the host.", c.FromPeer)
 	counter("uvs_sync_records_queued_total", "Connection changes queued for the backup.", c.SyncOut)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -33,7 +34,20 @@ func TestPrivilegedNATFloatingGateway(t *testing.T) {
         %s/24
     }
 }`, gw)
-	startUVSD(t, n.l, n.topo.Director, n.conf(vrrp), "--workers", "1")
+	startUVSD(t, n.l, n.topo.Director, n.conf(vrrp), "--workers", "1", "--metrics", "127.0.0.1:9180")
+	// The gateway is a VRRP address: uvsd owns it once VI_GW is MASTER,
+	// after Master_Down_Interval (3 × advert_int 1 s + skew), as
+	// keepalived would.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := lab.Eventually(ctx, 50*time.Millisecond, func() error {
+		if v := metric(t, n.topo.Director, `uvs_vrrp_state{instance="VI_GW"}`); v != 2 {
+			return fmt.Errorf("VI_GW state %d, want 2 (MASTER)", v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	got := map[string]int{}
 	for _, w := range curlClose(t, n.topo.Client, fmt.Sprintf("http://%v/", n.topo.VIP), 20) {
 		got[w]++
@@ -42,8 +56,6 @@ func TestPrivilegedNATFloatingGateway(t *testing.T) {
 		t.Fatalf("split %v, want 10/10", got)
 	}
 	// The real servers learnt the gateway's MAC from uvsd: the director's.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	out, err := n.topo.RS[0].Run(ctx, "ip", "neigh", "show", gw.String())
 	if err != nil {
 		t.Fatal(err)
@@ -221,5 +233,37 @@ func TestPrivilegedEmptyStart(t *testing.T) {
 	}
 	if got["rs1"]+got["rs2"] != 20 || got["rs1"] == 0 || got["rs2"] == 0 {
 		t.Fatalf("split %v after -R into an empty uvsd", got)
+	}
+}
+
+// TestPrivilegedLogJSON: --log-json makes every log line a JSON object
+// with slog's keys.
+func TestPrivilegedLogJSON(t *testing.T) {
+	n := newNATLab(t, lab.NATOptions{})
+	d := startUVSD(t, n.l, n.topo.Director, n.conf(""), "--workers", "1", "--log-json")
+	out := ""
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
+		if out = d.proc.Output(); !strings.Contains(out, "uvsd started") {
+			return errors.New("no start line yet")
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	lines := 0
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not JSON: %q: %v", line, err)
+		}
+		if _, ok := rec["msg"]; !ok || rec["level"] == nil || rec["time"] == nil {
+			t.Fatalf("JSON line without slog's time/level/msg: %q", line)
+		}
+		lines++
+	}
+	if lines == 0 {
+		t.Fatal("no log lines")
 	}
 }
