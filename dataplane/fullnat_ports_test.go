@@ -286,3 +286,38 @@ func TestFullNATLocalPortReuse(t *testing.T) {
 	other = netip.MustParseAddrPort("198.18.0.78:40078")
 	refused("port reused by the new connection")
 }
+
+// TestFullNATLocalPortBackoff: after a search finds no free local port,
+// SYNs are refused without a search for lportBackoff from that search,
+// however many keep coming; then the next SYN searches again and gets a
+// port freed meanwhile.
+func TestFullNATLocalPortBackoff(t *testing.T) {
+	w, pc, ps := fullNATWorker(t)
+	fillLocalPorts(t, w)
+	syn := func(i int) int {
+		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 3, byte(i)}), 40000)
+		w.handle(pc, rxFrame{buf: fnatFrame(t, client, vip, d0MAC, header.TCPFlagSyn)})
+		return len(queued(ps))
+	}
+	if syn(0) != 0 {
+		t.Fatal("a SYN got a port with every port taken")
+	}
+	failed := w.now
+	// Free one port; SYNs within the backoff still see none.
+	var freed conntrack.Tuple
+	w.ct.Range(func(id uint32, c *conntrack.Conn) bool {
+		freed = c.Orig
+		w.ct.Delete(id)
+		return false
+	})
+	for i := 1; i < 5; i++ {
+		w.now = failed + int64(i)*lportBackoff/5
+		if syn(i) != 0 {
+			t.Fatalf("SYN %d within the backoff got a port", i)
+		}
+	}
+	w.now = failed + lportBackoff
+	if syn(9) != 1 {
+		t.Fatalf("after the backoff from the failed search, a SYN found no port (freed %+v)", freed)
+	}
+}

@@ -812,15 +812,10 @@ func (w *worker) localPort(svc *service.SvcSnap, d *service.DestSnap, proto uint
 	if w.lportFull != 0 && w.now-w.lportFull < lportBackoff {
 		return lip, 0, false
 	}
-	defer func() {
-		if !ok {
-			w.lportFull = w.now
-		}
-	}()
 	for range len(svc.LocalAddrs) {
 		w.lipNext = (w.lipNext + 1) % len(svc.LocalAddrs)
 		lip = svc.LocalAddrs[w.lipNext]
-		lipv := uint32(lip[0])<<24 | uint32(lip[1])<<16 | uint32(lip[2])<<8 | uint32(lip[3])
+		lipv := be32(lip)
 		for range lportTries {
 			w.lportNext++
 			if w.lportNext < lportMin {
@@ -836,6 +831,9 @@ func (w *worker) localPort(svc *service.SvcSnap, d *service.DestSnap, proto uint
 			}
 		}
 	}
+	// Only a search that found nothing starts the backoff: the SYNs it
+	// refuses must not keep extending it.
+	w.lportFull = w.now
 	return lip, 0, false
 }
 
