@@ -8,8 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,8 +50,7 @@ type vinst struct {
 	// Second GARP burst, garp_master_delay after becoming MASTER.
 	garpAt time.Time
 
-	faultIf   bool // a tracked interface with weight 0 is down
-	faultSc   bool // a tracked script with weight 0 fails
+	fault     bool // a tracked interface or script with weight 0 is down
 	lastDelta int
 
 	state       atomic.Int32
@@ -86,8 +85,9 @@ type vrrpManager struct {
 	// drops counts adverts no instance took, by reason.
 	drops [vrrp.NumReasons]atomic.Uint64
 
-	peerMu  sync.Mutex
-	peerMAC map[[6]byte]time.Time
+	// peers are the MACs seen on accepted adverts; only the manager's
+	// goroutine touches them.
+	peers [][6]byte
 
 	// ctl runs functions on the manager's goroutine, which alone
 	// touches the state machines.
@@ -116,7 +116,7 @@ func newVRRP(d *Daemon, cfg *config.Config) (*vrrpManager, error) {
 	}
 	m := &vrrpManager{d: d, log: d.log.With("part", "vrrp"), cfg: cfg, socks: map[int]*vrrpSock{},
 		rx: make(chan rxAdvert, 256), scripts: map[string]*scriptState{}, scriptRes: make(chan scriptResult, 16),
-		peerMAC: map[[6]byte]time.Time{}, ctl: make(chan func(), 16)}
+		ctl: make(chan func(), 16)}
 	groups := map[string]*config.VRRPSyncGroup{}
 	for i := range cfg.VRRPSyncGroups {
 		g := &cfg.VRRPSyncGroups[i]
@@ -350,26 +350,20 @@ func (m *vrrpManager) receive(now time.Time, a rxAdvert) {
 		}
 	}
 	vi.rx.Add(1)
-	m.learnPeer(now, a.srcMAC)
+	m.learnPeer(a.srcMAC)
 	m.exec(acts)
 }
 
 // learnPeer records another director's MAC, so the dataplane leaves what
 // that director scheduled to our host.
-func (m *vrrpManager) learnPeer(now time.Time, mac [6]byte) {
-	m.peerMu.Lock()
-	_, known := m.peerMAC[mac]
-	m.peerMAC[mac] = now
-	macs := make([][6]byte, 0, len(m.peerMAC))
-	for k := range m.peerMAC {
-		macs = append(macs, k)
+func (m *vrrpManager) learnPeer(mac [6]byte) {
+	if slices.Contains(m.peers, mac) {
+		return
 	}
-	m.peerMu.Unlock()
-	if !known {
-		m.d.model.SetPeerMACs(macs)
-		if m.onPeers != nil {
-			m.onPeers(macs)
-		}
+	m.peers = append(m.peers, mac)
+	m.d.model.SetPeerMACs(m.peers)
+	if m.onPeers != nil {
+		m.onPeers(m.peers)
 	}
 }
 
@@ -582,7 +576,6 @@ func (m *vrrpManager) track(now time.Time) {
 			f, d := trackEffect(t, up)
 			fault, delta = fault || f, delta+d
 		}
-		scFault := false
 		for _, t := range vi.cfg.TrackScripts {
 			sc := m.scripts[t.Name]
 			if sc == nil {
@@ -592,7 +585,7 @@ func (m *vrrpManager) track(now time.Time) {
 				t.Weight, t.Reverse = sc.cfg.Weight, sc.cfg.Reverse
 			}
 			f, d := trackEffect(t, sc.ok)
-			scFault, delta = scFault || f, delta+d
+			fault, delta = fault || f, delta+d
 		}
 		if g := vi.group; g != nil {
 			for _, t := range g.TrackInterfaces {
@@ -600,9 +593,8 @@ func (m *vrrpManager) track(now time.Time) {
 				fault = fault || f
 			}
 		}
-		fault = fault || scFault
-		if fault != (vi.faultIf || vi.faultSc) {
-			vi.faultIf, vi.faultSc = fault, false
+		if fault != vi.fault {
+			vi.fault = fault
 			m.exec(vi.inst.SetFault(now, fault))
 		}
 		if delta != vi.lastDelta {

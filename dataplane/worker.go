@@ -418,7 +418,7 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 	}
 	svc := &w.snap.Services[si]
 	eth := header.Ethernet(buf[vnetHdrLen:])
-	if len(w.snap.PeerMACs) > 0 && w.snap.PeerMACs[eth.Src()] {
+	if len(w.snap.PeerMACs) > 0 && w.snap.IsPeer(eth.Src()) {
 		// Another director scheduled this packet to us as a real
 		// server: our host serves it, we must not schedule it again.
 		w.stats.fromPeer.add(1)

@@ -22,8 +22,9 @@ type Snapshot struct {
 	// Standby are owned addresses that a VRRP instance holds while not
 	// MASTER; they are left out of Owned.
 	Standby map[[4]byte]bool
-	// PeerMACs are the other directors of our VRRP instances.
-	PeerMACs map[[6]byte]bool
+	// PeerMACs are the other directors of our VRRP instances: a
+	// handful, searched on a new connection's first packet.
+	PeerMACs [][6]byte
 	// VMACs are VRRP virtual MACs by address; VMACList has each once.
 	VMACs    map[[4]byte][6]byte
 	VMACList [][6]byte
@@ -78,7 +79,6 @@ func (m *Model) publishLocked() {
 		Owned:            map[[4]byte]bool{},
 		Standby:          maps.Clone(m.standby),
 		ExpireNodestConn: m.expireNodest,
-		PeerMACs:         maps.Clone(m.peerMACs),
 		VMACs:            maps.Clone(m.vmacs),
 		Timeouts:         m.timeouts,
 		byKey:            map[Key]int{},
@@ -121,6 +121,9 @@ func (m *Model) publishLocked() {
 	for a := range m.standby {
 		delete(s.Owned, a)
 	}
+	for mac := range m.peerMACs {
+		s.PeerMACs = append(s.PeerMACs, mac)
+	}
 	for _, mac := range m.vmacs {
 		if !slices.Contains(s.VMACList, mac) {
 			s.VMACList = append(s.VMACList, mac)
@@ -133,13 +136,9 @@ func (m *Model) publishLocked() {
 	m.snap.Store(s)
 }
 
+// IsPeer reports whether mac is another director of our VRRP instances.
+func (s *Snapshot) IsPeer(mac [6]byte) bool { return slices.Contains(s.PeerMACs, mac) }
+
 // IsVMAC reports whether mac is one of the VRRP virtual MACs; the list is
 // a handful at most.
-func (s *Snapshot) IsVMAC(mac [6]byte) bool {
-	for _, m := range s.VMACList {
-		if m == mac {
-			return true
-		}
-	}
-	return false
-}
+func (s *Snapshot) IsVMAC(mac [6]byte) bool { return slices.Contains(s.VMACList, mac) }

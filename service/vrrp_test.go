@@ -35,7 +35,7 @@ func TestStandbyAndVMAC(t *testing.T) {
 		t.Fatalf("vmacs %v %v", s.VMACs, s.VMACList)
 	}
 	m.SetPeerMACs([][6]byte{{2, 0, 0, 0, 0, 1}})
-	if !m.Snapshot().PeerMACs[[6]byte{2, 0, 0, 0, 0, 1}] {
+	if !m.Snapshot().IsPeer([6]byte{2, 0, 0, 0, 0, 1}) {
 		t.Fatal("peer MAC not in the snapshot")
 	}
 }
