@@ -38,10 +38,8 @@ const refreshEvery = 60 * time.Second
 
 type syncer struct {
 	d      *Daemon
-	sd     *config.LVSSyncDaemon
 	conn   *net.UDPConn
 	dst    *net.UDPAddr
-	key    []byte
 	snd    *connsync.Sender
 	rcv    *connsync.Receiver
 	master atomic.Bool
@@ -93,14 +91,14 @@ func newSyncer(d *Daemon, cfg *config.Config) (*syncer, error) {
 		return nil, fmt.Errorf("lvs_sync_daemon on %s: %w", sd.Interface, err)
 	}
 	id := syncID(cfg, sd)
-	s := &syncer{d: d, sd: sd, conn: conn, dst: &net.UDPAddr{IP: group.AsSlice(), Port: int(port)},
-		key: connsync.DeriveKey(syncSecret(cfg, sd), id), clientIf: map[[4]byte]int32{}}
+	key := connsync.DeriveKey(syncSecret(cfg, sd), id)
+	s := &syncer{d: d, conn: conn, dst: &net.UDPAddr{IP: group.AsSlice(), Port: int(port)}, clientIf: map[[4]byte]int32{}}
 	maxLen := int(sd.MaxLen)
 	if maxLen == 0 {
 		maxLen = 1472
 	}
 	s.snd, err = connsync.NewSender(connsync.SenderConfig{
-		Conn: conn, Dst: s.dst, Key: s.key, SyncID: id, MaxLen: maxLen,
+		Conn: conn, Dst: s.dst, Key: key, SyncID: id, MaxLen: maxLen,
 		Queues: d.engine.SyncQueues(), Log: d.log.With("part", "sync"),
 	})
 	if err != nil {
@@ -108,7 +106,7 @@ func newSyncer(d *Daemon, cfg *config.Config) (*syncer, error) {
 		return nil, err
 	}
 	s.rcv = connsync.NewReceiver(connsync.ReceiverConfig{
-		Conn: conn, Key: s.key, SyncID: id, Log: d.log.With("part", "sync"),
+		Conn: conn, Key: key, SyncID: id, Log: d.log.With("part", "sync"),
 		Handle:    s.handle,
 		OnRequest: s.onRequest,
 		OnBulkEnd: s.onBulkEnd,

@@ -159,19 +159,26 @@ func (e *Engine) steer(s *service.Snapshot) error {
 func (e *Engine) watchVIPs(ctx context.Context) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
+	var last *service.Snapshot
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		// Only a new snapshot can change the steering; a failed
+		// attach is tried again at the next tick.
 		s := e.model.Snapshot()
-		if st := steeringOf(s); st.equal(&e.steered) {
+		if s == last {
 			continue
 		}
-		if err := e.steer(s); err != nil {
-			e.cfg.Log.Error("steering", "err", err)
+		if st := steeringOf(s); !st.equal(&e.steered) {
+			if err := e.steer(s); err != nil {
+				e.cfg.Log.Error("steering", "err", err)
+				continue
+			}
 		}
+		last = s
 	}
 }
 

@@ -51,7 +51,7 @@ func be32(a [4]byte) uint32 { return binary.BigEndian.Uint32(a[:]) }
 // steeringOf derives the steering of a snapshot.
 func steeringOf(s *service.Snapshot) steering {
 	st := steering{vips: slices.Clone(s.VIPs())}
-	bits := 33
+	bits := -1 // the coarsest persistence granularity; -1: none persistent
 	for i := range s.Services {
 		svc := &s.Services[i]
 		for _, a := range svc.LocalAddrs {
@@ -64,10 +64,12 @@ func steeringOf(s *service.Snapshot) steering {
 			if b <= 0 || b > 32 {
 				b = 32
 			}
-			bits = min(bits, b)
+			if bits < 0 || b < bits {
+				bits = b
+			}
 		}
 	}
-	if bits <= 32 {
+	if bits >= 0 {
 		st.masked = true
 		if bits > 0 {
 			st.mask = ^uint32(0) << (32 - bits)

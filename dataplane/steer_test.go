@@ -51,8 +51,6 @@ func TestSteerProgramMatchesGo(t *testing.T) {
 
 func testSteer(t *testing.T, st steering) {
 	vips := st.vips
-	steerKey := func(f []byte, _ func([4]byte) bool) uint32 { return st.steerKey(f) }
-	isVIP := func(a [4]byte) bool { return a == vips[0] || a == vips[1] }
 	raw, err := steerProgram(st, true)
 	if err != nil {
 		t.Fatal(err)
@@ -78,8 +76,8 @@ func testSteer(t *testing.T, st steering) {
 		ihl := []int{20, 24}[r.IntN(2)]
 		in := frame4(proto, cip, vip, ihl, ports(cport, 80))
 		reply := frame4(proto, rip, cip, ihl, ports(8080, cport))
-		want := steerKey(in, isVIP)
-		if got := steerKey(reply, isVIP); got != want {
+		want := st.steerKey(in)
+		if got := st.steerKey(reply); got != want {
 			t.Fatalf("Go twin: reply key %#x, request key %#x: legs of one connection disagree", got, want)
 		}
 		for _, f := range [][]byte{in, reply} {
@@ -94,7 +92,7 @@ func testSteer(t *testing.T, st steering) {
 		quote = frame4(proto, vip, cip, 20, ports(80, cport))[14:]
 		icmpFromClient := frame4(1, cip, vip, 20, append([]byte{3, 4, 0, 0, 0, 0, 5, 0xdc}, quote[:28]...))
 		for _, f := range [][]byte{icmpFromRS, icmpFromClient} {
-			if got := steerKey(f, isVIP); got != want {
+			if got := st.steerKey(f); got != want {
 				t.Fatalf("Go twin: ICMP error key %#x, connection key %#x", got, want)
 			}
 			if got := run(f); got != want {

@@ -26,11 +26,12 @@ type importRec struct {
 	clientIf int32
 }
 
-// syncWorthy reports whether moving into state s is sent to the backup.
+// syncWorthy reports whether moving into TCP state s is sent to the
+// backup; UDP connections never change state and go once, when created.
 func syncWorthy(s conntrack.State) bool {
 	switch s {
 	case conntrack.StateEstablished, conntrack.StateFinWait, conntrack.StateCloseWait,
-		conntrack.StateTimeWait, conntrack.StateClose, conntrack.StateLastAck, conntrack.StateUDP:
+		conntrack.StateTimeWait, conntrack.StateClose, conntrack.StateLastAck:
 		return true
 	}
 	return false
