@@ -1,6 +1,7 @@
 package connsync
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"flag"
 	"fmt"
@@ -50,10 +51,10 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	}
 	conns := seedDatagrams()[0]
 	writeSeed(t, "FuzzDecode", conns[:len(conns)-1], false) // truncated: bad length
-	bad := []byte(string(conns))
+	bad := bytes.Clone(conns)
 	bad[hKind] = 9
 	writeSeed(t, "FuzzDecode", bad, true) // unknown kind behind a good MAC
-	bad = []byte(string(conns))
+	bad = bytes.Clone(conns)
 	bad[hCount] = 0
 	writeSeed(t, "FuzzDecode", bad[:overhead], true) // conns without records
 	writeSeed(t, "FuzzDecode", []byte("UVSC"), false)

@@ -62,7 +62,6 @@ type Sender struct {
 	key     []byte
 	syncID  uint8
 	bootID  uint32
-	maxLen  int
 	maxRecs int
 	queues  []*Queue
 	every   time.Duration
@@ -124,7 +123,6 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 		key:     append([]byte(nil), cfg.Key...),
 		syncID:  cfg.SyncID,
 		bootID:  cfg.BootID,
-		maxLen:  cfg.MaxLen,
 		maxRecs: maxRecs,
 		queues:  append([]*Queue(nil), cfg.Queues...),
 		every:   cfg.Interval,

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -165,8 +166,7 @@ func TestStorm(t *testing.T) {
 	}
 	wg.Wait()
 	runtime.ReadMemStats(&ms1)
-	time.Sleep(50 * time.Millisecond)
-	elapsed := time.Since(start).Seconds()
+	time.Sleep(50 * time.Millisecond) // let the sender run rate-limited for a while
 
 	st := p.sender.Stats()
 	if st.Dropped != refused.Load() || st.Dropped == 0 {
@@ -178,6 +178,9 @@ func TestStorm(t *testing.T) {
 		st = p.sender.Stats()
 		return st.Records+st.Dropped+uint64(qs[0].Len()+qs[1].Len()) == 2*perQueue
 	})
+	// Measured after the last Stats, so that the budget covers every
+	// byte st counts.
+	elapsed := time.Since(start).Seconds()
 	if budget := float64(datagramLen(MaxRecords(0))) + rate*elapsed; float64(st.Bytes) > budget {
 		t.Errorf("sent %d bytes in %.2fs, budget %.0f", st.Bytes, elapsed, budget)
 	}
@@ -301,13 +304,24 @@ func TestReceiverDrops(t *testing.T) {
 // TestReceiverStop checks both ways Run ends, and that a stopped
 // receiver's socket can be run again.
 func TestReceiverStop(t *testing.T) {
-	c := listen(t)
+	c, peer := listen(t), listen(t)
 	r := NewReceiver(ReceiverConfig{Conn: c, Key: testKey})
+	// reading waits until Run has read one more datagram: it is in its
+	// read loop, with the deadline an earlier stop set cleared.
+	var read uint64
+	reading := func() {
+		t.Helper()
+		read++
+		if _, err := peer.WriteTo([]byte("short"), c.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "Run to read a datagram", 5*time.Second, func() bool { return r.Stats().Drops[DropShort] == read })
+	}
 	for range 2 {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
-		time.Sleep(10 * time.Millisecond)
+		reading()
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("Run after cancel: %v", err)
@@ -315,7 +329,7 @@ func TestReceiverStop(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Run(context.Background()) }()
-	time.Sleep(10 * time.Millisecond)
+	reading()
 	c.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("Run after Close: %v", err)
@@ -378,7 +392,7 @@ func TestSenderFlushFairAndPacked(t *testing.T) {
 			t.Errorf("after two datagrams %d of queue 1's 10 records sent: one busy queue starved the other", fromQ1)
 		}
 	}
-	if want := []int{36, 36, 36, 2}; len(sizes) != len(want) || sizes[0] != 36 || sizes[3] != 2 {
+	if want := []int{36, 36, 36, 2}; !slices.Equal(sizes, want) {
 		t.Errorf("datagram sizes %v, want %v", sizes, want)
 	}
 }

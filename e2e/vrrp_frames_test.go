@@ -1,14 +1,15 @@
 package e2e
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/uvs-project/uvs/header"
 	"github.com/uvs-project/uvs/lab"
 	"github.com/uvs-project/uvs/vrrp"
 )
@@ -25,31 +26,21 @@ func badAdverts(t *testing.T, v *vrrpLab) [][]byte {
 	}
 	src := [6]byte(mac)
 	mk := func(vrid, prio uint8, pass string) []byte {
-		a := vrrp.Advert{Version: 2, VRID: vrid, Priority: prio, AdvertInt: 1e9, AuthType: 1,
+		a := vrrp.Advert{Version: 2, VRID: vrid, Priority: prio, AdvertInt: time.Second, AuthType: vrrp.AuthPass,
 			Addrs: []netip.Addr{v.topo.VIP}}
 		copy(a.AuthData[:], pass)
 		return vrrp.AppendAdvertFrame(nil, src, vrrp.MulticastMAC, v.topo.ClientIP, vrrp.MulticastGroup, &a)
 	}
+	ipOf := func(frame []byte) header.IPv4 { return header.IPv4(header.Ethernet(frame).Payload()) }
 	ttl := mk(lab.VRRPRouterIDVIP, 200, "secret")
-	ttl[14+8] = 254
-	fixIPChecksum(ttl[14:])
+	ip := ipOf(ttl)
+	ip.SetTTL(254)
+	ip.SetChecksum(ip.CalculateChecksum())
 	sum := mk(lab.VRRPRouterIDVIP, 200, "secret")
-	sum[14+20+6] ^= 0xff
+	ipOf(sum).Payload()[6] ^= 0xff // the VRRP checksum's first byte
 	vrid := mk(99, 200, "secret")
 	auth := mk(lab.VRRPRouterIDVIP, 200, "wrong")
 	return [][]byte{ttl, sum, vrid, auth}
-}
-
-func fixIPChecksum(ip []byte) {
-	ip[10], ip[11] = 0, 0
-	var s uint32
-	for i := 0; i < 20; i += 2 {
-		s += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(s))
 }
 
 // sendFrames sends whole Ethernet frames on dev of the current namespace.

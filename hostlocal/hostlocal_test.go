@@ -3,7 +3,6 @@ package hostlocal
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uvs-project/uvs/header"
 	"github.com/uvs-project/uvs/lab"
 )
 
@@ -26,61 +26,40 @@ var (
 	waitLimit = 5 * time.Second
 )
 
-// checksum is the Internet checksum of b, folded, starting from sum.
-func checksum(sum uint32, b []byte) uint16 {
-	for len(b) >= 2 {
-		sum += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
-}
-
 // udp4 builds an IPv4/UDP packet with correct checksums.
 func udp4(src, dst netip.AddrPort, payload []byte) []byte {
-	p := make([]byte, 28+len(payload))
-	ip, udp := p[:20], p[20:]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(len(p)))
-	binary.BigEndian.PutUint16(ip[4:], 0x1234)
+	p := make([]byte, header.IPv4MinimumSize+header.UDPSize+len(payload))
+	ip := header.IPv4(p)
+	ip[0] = 0x45 // version 4, IHL 5
+	ip.SetTotalLength(uint16(len(p)))
+	ip.SetID(0x1234)
 	ip[6] = 0x40 // DF
-	ip[8] = 64
-	ip[9] = 17
-	s, d := src.Addr().As4(), dst.Addr().As4()
-	copy(ip[12:], s[:])
-	copy(ip[16:], d[:])
-	binary.BigEndian.PutUint16(ip[10:], checksum(0, ip))
-	binary.BigEndian.PutUint16(udp[0:], src.Port())
-	binary.BigEndian.PutUint16(udp[2:], dst.Port())
-	binary.BigEndian.PutUint16(udp[4:], uint16(len(udp)))
-	copy(udp[8:], payload)
-	// Pseudo-header: addresses, protocol, UDP length.
-	var sum uint32
-	for _, w := range [][]byte{s[:], d[:]} {
-		sum += uint32(binary.BigEndian.Uint16(w)) + uint32(binary.BigEndian.Uint16(w[2:]))
-	}
-	sum += 17 + uint32(len(udp))
-	c := checksum(sum, udp)
+	ip.SetTTL(64)
+	ip[9] = header.ProtoUDP
+	ip.SetSrc(src.Addr().As4())
+	ip.SetDst(dst.Addr().As4())
+	ip.SetChecksum(ip.CalculateChecksum())
+	udp := header.UDP(p[header.IPv4MinimumSize:])
+	udp.SetSrcPort(src.Port())
+	udp.SetDstPort(dst.Port())
+	udp.SetLength(uint16(len(udp)))
+	copy(udp[header.UDPSize:], payload)
+	c := ^header.Checksum(udp, header.PseudoHeaderChecksum(header.ProtoUDP, ip.Src(), ip.Dst(), uint16(len(udp))))
 	if c == 0 {
 		c = 0xffff
 	}
-	binary.BigEndian.PutUint16(udp[6:], c)
+	udp.SetChecksum(c)
 	return p
 }
 
 func TestChecksumKnown(t *testing.T) {
 	// The IPv4 header example from RFC 1071's discussion (Wikipedia's).
-	h := []byte{0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7}
-	if got := checksum(0, h); got != 0xb861 {
+	h := header.IPv4{0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7}
+	if got := h.CalculateChecksum(); got != 0xb861 {
 		t.Fatalf("checksum = %#04x, want 0xb861", got)
 	}
 	p := udp4(netip.AddrPortFrom(clientIP, cliPort), netip.AddrPortFrom(vip, vipPort), []byte("abc"))
-	if checksum(0, p[:20]) != 0 {
+	if header.Checksum(p[:header.IPv4MinimumSize], 0) != 0xffff {
 		t.Fatal("IP header does not verify")
 	}
 }
@@ -315,8 +294,8 @@ func testInjector(t *testing.T, allRP string) {
 }
 
 func TestPrivilegedGuard(t *testing.T) {
-	l, dir, cli := pair(t)
 	requireNFT(t)
+	l, dir, cli := pair(t)
 	if err := l.Veth(dir, "d1", cli, "c1"); err != nil {
 		t.Fatal(err)
 	}

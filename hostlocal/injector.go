@@ -12,6 +12,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/uvs-project/uvs/header"
 )
 
 // ErrNotIPv4 is returned by Injector.Write for a buffer that is not an
@@ -147,7 +149,7 @@ func addDummyAddr(name string) error {
 // packet captured with offloaded (partial) checksums must be completed
 // first. Write does not allocate, except for the error it returns.
 func (i *Injector) Write(ipPacket []byte) error {
-	if len(ipPacket) < 20 || ipPacket[0]>>4 != 4 {
+	if len(ipPacket) < header.IPv4MinimumSize || header.IPv4(ipPacket).Version() != 4 {
 		return ErrNotIPv4
 	}
 	n, err := i.f.Write(ipPacket)
