@@ -28,9 +28,9 @@ const omegaTimeout = 10 * time.Second
 // the real servers that stay over to the next (as keepalived migrates
 // their checkers), and starts it.
 type checkSet struct {
-	runner  *health.Runner // nil when no real server has a checker
-	svcs    []*checkedSvc  // in configuration order
-	quorums map[service.Key]*quorum
+	runner  *health.Runner              // nil when no real server has a checker
+	svcs    []*checkedSvc               // in configuration order
+	byKey   map[service.Key]*checkedSvc // svcs by key
 	servers map[checkID]*checked
 	done    chan struct{} // closed once the runner has stopped
 }
@@ -39,7 +39,6 @@ type checkSet struct {
 type checkedSvc struct {
 	key   service.Key
 	es    config.Expanded
-	vs    *config.VirtualServer
 	q     *quorum
 	dests map[[6]byte]bool // every real server of the service
 	rss   []*checked       // those with checkers, in configuration order
@@ -67,7 +66,9 @@ type checked struct {
 
 // checkSets holds each daemon's current checkSet (running, or stopped by
 // a reload in progress), so that a reload can carry its state over and
-// shutdown can run omega's scripts.
+// shutdown can run omega's scripts. It belongs in Daemon, next to
+// checksCancel and under checksMu; it is kept here, keyed by the daemon,
+// while daemon.go is not this file's to change.
 var checkSets = struct {
 	sync.Mutex
 	m map[*Daemon]*checkSet
@@ -107,16 +108,16 @@ func checkerPrint(c *config.Checker) string {
 // planChecks builds the checks of cfg without starting anything: a
 // checker uvs cannot build refuses the configuration here.
 func (d *Daemon) planChecks(cfg *config.Config) (*checkSet, error) {
-	s := &checkSet{quorums: map[service.Key]*quorum{}, servers: map[checkID]*checked{}}
+	s := &checkSet{byKey: map[service.Key]*checkedSvc{}, servers: map[checkID]*checked{}}
 	for _, es := range cfg.ExpandedServices() {
 		vs := es.VS
 		sc, err := expandedConfig(es)
 		if err != nil {
 			return nil, err
 		}
-		cs := &checkedSvc{key: sc.Key, es: es, vs: vs, q: d.newQuorum(sc.Key, es), dests: map[[6]byte]bool{}}
+		cs := &checkedSvc{key: sc.Key, es: es, q: d.newQuorum(sc.Key, es), dests: map[[6]byte]bool{}}
 		s.svcs = append(s.svcs, cs)
-		s.quorums[sc.Key] = cs.q
+		s.byKey[sc.Key] = cs
 		for i := range vs.RealServers {
 			rs := &vs.RealServers[i]
 			dc := rsDest(es, rs)
@@ -154,22 +155,20 @@ func (d *Daemon) planChecks(cfg *config.Config) (*checkSet, error) {
 // alive, and when one of the server's checkers is failing, a single
 // failure of a new checker is enough.
 func (s *checkSet) migrate(prev *checkSet) {
+	if prev == nil {
+		prev = &checkSet{} // nothing to carry over
+	}
 	for _, cs := range s.svcs {
 		var pq *quorum
-		if prev != nil {
-			pq = prev.quorums[cs.key]
-		}
-		if pq != nil {
+		if pcs := prev.byKey[cs.key]; pcs != nil {
+			pq = pcs.q
 			lost := pq.lostNow()
 			cs.q.mu.Lock()
 			cs.q.lost = lost
 			cs.q.mu.Unlock()
 		}
 		for _, c := range cs.rss {
-			var old *checked
-			if prev != nil {
-				old = prev.servers[c.id]
-			}
+			old := prev.servers[c.id]
 			if old != nil && len(old.state.Probes) != len(old.prints) {
 				old = nil // never started
 			}
@@ -188,31 +187,27 @@ func (s *checkSet) migrate(prev *checkSet) {
 // had no checkers before) and whether its server was alive.
 func migrateState(c *checked, old *checked, wasAlive bool) health.State {
 	st := health.State{Weight: -1, Probes: make([]health.ProbeState, len(c.prints))}
-	fresh := make([]bool, len(c.prints))
-	failed, matched := false, false
+	var fresh []int // the checkers old did not have
+	failed := false
 	var used []bool
 	if old != nil {
 		used = make([]bool, len(old.prints))
 	}
+checkers:
 	for i, p := range c.prints {
-		fresh[i] = true
-		if old == nil {
-			continue
-		}
-		for j, q := range old.prints {
-			if used[j] || q != p {
-				continue
+		if old != nil {
+			for j, q := range old.prints {
+				if !used[j] && q == p {
+					used[j] = true
+					st.Probes[i] = old.state.Probes[j]
+					failed = failed || !st.Probes[i].Up
+					continue checkers
+				}
 			}
-			used[j], fresh[i], matched = true, false, true
-			st.Probes[i] = old.state.Probes[j]
-			failed = failed || !st.Probes[i].Up
-			break
 		}
+		fresh = append(fresh, i)
 	}
-	for i := range st.Probes {
-		if !fresh[i] {
-			continue
-		}
+	for _, i := range fresh {
 		st.Probes[i].Up = c.timing.StartUp || (wasAlive && !failed)
 		if failed {
 			st.Probes[i].Fails = c.timing.Retry // one failure is enough
@@ -222,7 +217,7 @@ func migrateState(c *checked, old *checked, wasAlive bool) health.State {
 	for _, p := range st.Probes {
 		st.Up = st.Up && p.Up
 	}
-	if matched && c.dynamic && old.state.Weight >= 0 {
+	if matched := len(fresh) < len(c.prints); matched && c.dynamic && old.state.Weight >= 0 {
 		st.Weight = old.state.Weight
 	}
 	return st
@@ -236,12 +231,12 @@ func migrateState(c *checked, old *checked, wasAlive bool) health.State {
 // Each expanded service becomes a virtual_server of its own, as health
 // is kept per expanded service.
 func (s *checkSet) view(cfg *config.Config) *config.Config {
-	v := *cfg
-	v.VirtualServers = make([]config.VirtualServer, 0, len(s.svcs))
 	es := cfg.ExpandedServices()
 	if len(es) != len(s.svcs) {
 		return cfg // not s's configuration
 	}
+	v := *cfg
+	v.VirtualServers = make([]config.VirtualServer, 0, len(s.svcs))
 	for i, e := range es {
 		cs := s.svcs[i]
 		vs := *e.VS
@@ -395,17 +390,21 @@ func (s *checkSet) removedScripts(next *checkSet) []string {
 	var byVS []*config.VirtualServer
 	svcs := map[*config.VirtualServer][]*checkedSvc{}
 	for _, cs := range s.svcs {
-		if svcs[cs.vs] == nil {
-			byVS = append(byVS, cs.vs)
+		vs := cs.es.VS
+		if svcs[vs] == nil {
+			byVS = append(byVS, vs)
 		}
-		svcs[cs.vs] = append(svcs[cs.vs], cs)
+		svcs[vs] = append(svcs[vs], cs)
+	}
+	if next == nil {
+		next = &checkSet{} // nothing stays
 	}
 	var out []string
 	for _, vs := range byVS {
 		var stay []*checkedSvc // next's services of vs
 		quorumUp := false
 		for _, cs := range svcs[vs] {
-			if next != nil && next.quorums[cs.key] != nil {
+			if next.byKey[cs.key] != nil {
 				stay = append(stay, cs)
 			}
 			if !cs.q.lostNow() && cs.q.quorum-cs.q.hyst > 0 {
@@ -430,10 +429,8 @@ func (s *checkSet) removedScripts(next *checkSet) []string {
 				if !cs.q.alive(id) {
 					continue
 				}
-				if !gone {
-					if nc := next.svc(cs.key); nc != nil && nc.dests[id] {
-						continue // still there
-					}
+				if !gone && next.byKey[cs.key].dests[id] {
+					continue // still there
 				}
 				out = append(out, rs.NotifyDown)
 				break
@@ -444,15 +441,6 @@ func (s *checkSet) removedScripts(next *checkSet) []string {
 		}
 	}
 	return out
-}
-
-func (s *checkSet) svc(k service.Key) *checkedSvc {
-	for _, cs := range s.svcs {
-		if cs.key == k {
-			return cs
-		}
-	}
-	return nil
 }
 
 // runScripts runs scripts, started in order and run concurrently, and
@@ -531,13 +519,7 @@ func (d *Daemon) notify(script string) {
 	if script == "" {
 		return
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, "/bin/sh", "-c", script).CombinedOutput(); err != nil {
-			d.log.Warn("notify script", "script", script, "err", err, "output", string(out))
-		}
-	}()
+	go d.runScripts([]string{script}, notifyTimeout)
 }
 
 // quorum is keepalived's quorum logic for one virtual service: while the

@@ -217,15 +217,15 @@ func (d *Daemon) handle(ctx context.Context, r *control.Request) (*control.Respo
 		}
 		return &control.Response{}, err
 	case control.OpZero:
-		if r.Service == nil {
-			d.zero(nil)
-			return &control.Response{}, nil
+		var sel *service.Key // nil: every service
+		if r.Service != nil {
+			k, err := svcKey(r.Service)
+			if err != nil {
+				return nil, err
+			}
+			sel = &k
 		}
-		k, err := svcKey(r.Service)
-		if err != nil {
-			return nil, err
-		}
-		return &control.Response{}, d.zero(&k)
+		return &control.Response{}, d.zero(sel)
 	case control.OpSetTimeout:
 		if r.Timeouts == nil {
 			return nil, fmt.Errorf("set-timeout: no timeouts given")
@@ -244,7 +244,7 @@ func (d *Daemon) handle(ctx context.Context, r *control.Request) (*control.Respo
 		}
 		return &control.Response{}, d.changeLocalAddr(k, r.LocalAddr, r.Op == control.OpAddLAddr)
 	case control.OpGetLAddr:
-		svcs, err := d.localAddrs(ctx, r.Service)
+		svcs, err := d.listLocalAddrs(ctx, r.Service)
 		if err != nil {
 			return nil, err
 		}
@@ -267,16 +267,10 @@ func (d *Daemon) list() []control.Service {
 	defer d.zmu.Unlock()
 	out := make([]control.Service, 0, len(svcs))
 	for _, s := range svcs {
-		k := s.Cfg.Key
-		cs := control.Service{
-			Addr: netip.AddrFrom4(k.Addr), Port: k.Port, FWMark: k.FWMark,
-			Proto: protoNames[k.Proto], Sched: s.Cfg.Sched, SchedFlags: flagNames(s.Cfg.Sched, s.Cfg.SchedFlags),
-			Persistent: s.Cfg.Persistent, Timeout: s.Cfg.Timeout, Netmask: s.Cfg.Netmask,
-			Stats: toStats(sub(st[s.ID], d.zeroSvc[s.ID]), d.rates.svc[s.ID]),
-		}
-		if k.FWMark != 0 {
-			cs.Proto = ""
-		}
+		cs := controlService(s.Cfg.Key)
+		cs.Sched, cs.SchedFlags = s.Cfg.Sched, flagNames(s.Cfg.Sched, s.Cfg.SchedFlags)
+		cs.Persistent, cs.Timeout, cs.Netmask = s.Cfg.Persistent, s.Cfg.Timeout, s.Cfg.Netmask
+		cs.Stats = toStats(sub(st[s.ID], d.zeroSvc[s.ID]), d.rates.svc[s.ID])
 		for _, a := range s.LocalAddrs {
 			cs.LocalAddrs = append(cs.LocalAddrs, control.LocalAddr{Addr: netip.AddrFrom4(a)})
 		}
@@ -294,6 +288,21 @@ func (d *Daemon) list() []control.Service {
 		out = append(out, cs)
 	}
 	return out
+}
+
+// svcIndex is the index of service k in svcs, or -1.
+func svcIndex(svcs []service.Service, k service.Key) int {
+	return slices.IndexFunc(svcs, func(s service.Service) bool { return s.Cfg.Key == k })
+}
+
+// controlService names service k as control does: an fwmark service has
+// no protocol.
+func controlService(k service.Key) control.Service {
+	cs := control.Service{Addr: netip.AddrFrom4(k.Addr), Port: k.Port, FWMark: k.FWMark, Proto: protoNames[k.Proto]}
+	if k.FWMark != 0 {
+		cs.Proto = ""
+	}
+	return cs
 }
 
 func sub(a, b dataplane.Totals) dataplane.Totals {
@@ -334,7 +343,7 @@ func zeroed(oldSvc, oldDest map[uint32]dataplane.Totals, svcs []service.Service,
 	if k == nil {
 		return maps.Clone(st), maps.Clone(dt), nil
 	}
-	i := slices.IndexFunc(svcs, func(s service.Service) bool { return s.Cfg.Key == *k })
+	i := svcIndex(svcs, *k)
 	if i < 0 {
 		return nil, nil, errNoService
 	}
@@ -359,8 +368,12 @@ func zeroed(oldSvc, oldDest map[uint32]dataplane.Totals, svcs []service.Service,
 	return zs, zd, nil
 }
 
+// maxConns bounds the connections read from the dataplane for -L -c and
+// -G.
+const maxConns = 1 << 20
+
 func (d *Daemon) conns(ctx context.Context) ([]control.Conn, error) {
-	cs, err := d.engine.Conns(ctx, 1<<20)
+	cs, err := d.engine.Conns(ctx, maxConns)
 	if err != nil {
 		return nil, err
 	}
@@ -400,7 +413,11 @@ var (
 )
 
 // laddrMu makes each -P/-Q one read-modify-write of a service's local
-// addresses, as the model only replaces the whole list.
+// addresses, as the model only replaces the whole list (its own lock
+// covers one call, not the read and the write). A Model method that
+// edits the list under the model's lock would make it unnecessary, and
+// would also keep a -P from writing back a list a concurrent reload has
+// just replaced.
 var laddrMu sync.Mutex
 
 // changeLocalAddr adds a FULLNAT local address to a service (-P,
@@ -422,7 +439,7 @@ func (d *Daemon) changeLocalAddr(k service.Key, a netip.Addr, add bool) error {
 	laddrMu.Lock()
 	defer laddrMu.Unlock()
 	svcs, _ := d.model.Services()
-	i := slices.IndexFunc(svcs, func(s service.Service) bool { return s.Cfg.Key == k })
+	i := svcIndex(svcs, k)
 	if i < 0 {
 		return errLAddrNoService
 	}
@@ -438,61 +455,65 @@ func (d *Daemon) changeLocalAddr(k service.Key, a netip.Addr, add bool) error {
 	default:
 		cur = slices.Delete(cur, j, j+1)
 	}
-	if err := d.model.SetLocalAddrs(k, cur); errors.Is(err, service.ErrNotFound) {
+	err := d.model.SetLocalAddrs(k, cur)
+	if errors.Is(err, service.ErrNotFound) {
 		return errLAddrNoService // deleted meanwhile
-	} else if err != nil {
-		return err
 	}
-	return nil
+	return err
 }
 
-// localAddrs answers -G: the services (one when sel is set) with their
-// local addresses and how many tracked FULLNAT connections use each.
-func (d *Daemon) localAddrs(ctx context.Context, sel *control.Service) ([]control.Service, error) {
-	var want service.Key
+// listLocalAddrs answers -G: the services (one when sel is set) with
+// their local addresses and how many tracked FULLNAT connections use
+// each.
+func (d *Daemon) listLocalAddrs(ctx context.Context, sel *control.Service) ([]control.Service, error) {
+	svcs, _ := d.model.Services()
 	if sel != nil {
 		k, err := svcKey(sel)
 		if err != nil {
 			return nil, err
 		}
-		want = k
-	}
-	msvcs, _ := d.model.Services()
-	type lipKey struct {
-		svc uint32
-		lip [4]byte
+		svcs = slices.DeleteFunc(svcs, func(s service.Service) bool { return s.Cfg.Key != k })
+		if len(svcs) == 0 {
+			return nil, errNoService
+		}
 	}
 	var counts map[lipKey]uint64
+	if d.engine != nil && slices.ContainsFunc(svcs, func(s service.Service) bool { return len(s.LocalAddrs) > 0 }) {
+		var err error
+		if counts, err = d.lipConns(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var out []control.Service
-	for _, s := range msvcs {
-		k := s.Cfg.Key
-		if sel != nil && k != want {
-			continue
-		}
-		if len(s.LocalAddrs) > 0 && counts == nil && d.engine != nil {
-			cs, err := d.engine.Conns(ctx, 1<<20)
-			if err != nil {
-				return nil, err
-			}
-			counts = map[lipKey]uint64{}
-			for i := range cs {
-				c := &cs[i]
-				if !c.IsTemplate() && service.Fwd(c.Fwd) == service.FwdFullNat {
-					counts[lipKey{c.Svc, c.Reply.Dst}]++
-				}
-			}
-		}
-		cs := control.Service{Addr: netip.AddrFrom4(k.Addr), Port: k.Port, FWMark: k.FWMark, Proto: protoNames[k.Proto]}
-		if k.FWMark != 0 {
-			cs.Proto = ""
-		}
+	for _, s := range svcs {
+		cs := controlService(s.Cfg.Key)
 		for _, a := range s.LocalAddrs {
 			cs.LocalAddrs = append(cs.LocalAddrs, control.LocalAddr{Addr: netip.AddrFrom4(a), Conns: counts[lipKey{s.ID, a}]})
 		}
 		out = append(out, cs)
 	}
-	if sel != nil && len(out) == 0 {
-		return nil, errNoService
-	}
 	return out, nil
+}
+
+// lipKey names a local address of a service, by the service's ID.
+type lipKey struct {
+	svc uint32
+	lip [4]byte
+}
+
+// lipConns counts the tracked FULLNAT connections (not persistence
+// templates) by service and local address.
+func (d *Daemon) lipConns(ctx context.Context) (map[lipKey]uint64, error) {
+	cs, err := d.engine.Conns(ctx, maxConns)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[lipKey]uint64{}
+	for i := range cs {
+		c := &cs[i]
+		if !c.IsTemplate() && service.Fwd(c.Fwd) == service.FwdFullNat {
+			counts[lipKey{c.Svc, c.Reply.Dst}]++
+		}
+	}
+	return counts, nil
 }

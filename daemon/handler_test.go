@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net/netip"
 	"testing"
@@ -135,5 +136,73 @@ func TestHandleZero(t *testing.T) {
 	}
 	if len(d.zeroSvc) != 0 || len(d.zeroDest) != 0 {
 		t.Errorf("baselines after -Z with no traffic: %v %v", d.zeroSvc, d.zeroDest)
+	}
+}
+
+// -P, -Q and -G through the request path, answered with the
+// LVS-FULLNAT libipvs's messages. There is no engine, so no connection
+// counts.
+func TestHandleLocalAddrs(t *testing.T) {
+	m, _ := zeroModel(t)
+	d := &Daemon{model: m}
+	ctx := context.Background()
+	vip := netip.MustParseAddr("198.18.0.100")
+	web := &control.Service{Proto: "TCP", Addr: vip, Port: 80}
+	do := func(op string, svc *control.Service, lip string) *control.Response {
+		r := &control.Request{Op: op, Service: svc}
+		if lip != "" {
+			r.LocalAddr = netip.MustParseAddr(lip)
+		}
+		return d.Handle(ctx, r)
+	}
+	for _, tc := range []struct {
+		op   string
+		svc  *control.Service
+		lip  string
+		want string
+	}{
+		{control.OpAddLAddr, web, "198.19.0.201", ""},
+		{control.OpAddLAddr, web, "198.19.0.200", ""},
+		{control.OpAddLAddr, web, "198.19.0.200", "Local address already exists"},
+		{control.OpAddLAddr, &control.Service{Proto: "TCP", Addr: vip, Port: 8080}, "198.19.0.200", "Service not defined"},
+		{control.OpAddLAddr, web, "", "no local address given"},
+		{control.OpAddLAddr, web, "2001:db8::1", "local address 2001:db8::1: only IPv4 is served"},
+		{control.OpAddLAddr, web, "127.0.0.1", "local address 127.0.0.1 is not a unicast address"},
+		{control.OpAddLAddr, nil, "198.19.0.200", "add-laddr: no service given"},
+		{control.OpDelLAddr, web, "198.19.0.9", "No such Local address"},
+		{control.OpAddLAddr, web, "198.19.0.202", ""},
+		{control.OpDelLAddr, web, "198.19.0.200", ""},
+	} {
+		if got := do(tc.op, tc.svc, tc.lip).Err; got != tc.want {
+			t.Errorf("%s %+v %s: %q, want %q", tc.op, tc.svc, tc.lip, got, tc.want)
+		}
+	}
+	lips := func(s control.Service) (out []string) {
+		for _, la := range s.LocalAddrs {
+			out = append(out, fmt.Sprintf("%v/%d", la.Addr, la.Conns))
+		}
+		return out
+	}
+	resp := do(control.OpGetLAddr, nil, "")
+	if resp.Err != "" || len(resp.Services) != 2 {
+		t.Fatalf("-G: %+v", resp)
+	}
+	if got, want := fmt.Sprint(lips(resp.Services[0]), lips(resp.Services[1])), "[198.19.0.201/0 198.19.0.202/0] []"; got != want {
+		t.Errorf("-G: %s, want %s", got, want)
+	}
+	if s := resp.Services[0]; s.Proto != "TCP" || s.Addr != vip || s.Port != 80 || s.Sched != "" || len(s.Dests) != 0 {
+		t.Errorf("-G service %+v", s)
+	}
+	resp = do(control.OpGetLAddr, &control.Service{Proto: "TCP", Addr: vip, Port: 443}, "")
+	if resp.Err != "" || len(resp.Services) != 1 || resp.Services[0].Port != 443 || len(resp.Services[0].LocalAddrs) != 0 {
+		t.Errorf("-G -t :443: %+v", resp)
+	}
+	if got := do(control.OpGetLAddr, &control.Service{FWMark: 3}, "").Err; got != "No such service" {
+		t.Errorf("-G -f 3: %q, want No such service", got)
+	}
+	// The model has them in the order they were added.
+	svcs, _ := m.Services()
+	if got := fmt.Sprint(svcs[0].LocalAddrs); got != "[[198 19 0 201] [198 19 0 202]]" {
+		t.Errorf("model's local addresses %s", got)
 	}
 }

@@ -131,9 +131,9 @@ func (r *Runner) add(key string, probes []Probe, t Timing, st *State, onChange O
 		}
 		ps := &probeState{e: e, p: p, up: t.StartUp, at: at, index: -1}
 		if st != nil && i < len(st.Probes) {
-			ps.up, ps.fails = st.Probes[i].Up, min(max(st.Probes[i].Fails, 0), t.Retry)
-			if !ps.up {
-				ps.fails = 0
+			ps.up = st.Probes[i].Up
+			if ps.up {
+				ps.fails = min(max(st.Probes[i].Fails, 0), t.Retry)
 			}
 		}
 		e.probes = append(e.probes, ps)
@@ -143,10 +143,7 @@ func (r *Runner) add(key string, probes []Probe, t Timing, st *State, onChange O
 		for _, ps := range e.probes {
 			e.up = e.up && ps.up
 		}
-		e.weight = st.Weight
-		if e.weight < 0 {
-			e.weight = -1
-		}
+		e.weight = max(st.Weight, -1)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

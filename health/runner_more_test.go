@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,38 +66,27 @@ func TestRunnerStateAndRestore(t *testing.T) {
 	}
 }
 
-// countingProbe wraps a probe and counts those in flight.
+// countingProbe wraps a probe and counts it on g.
 type countingProbe struct {
 	Probe
-	in, peak, done *atomic.Int64
+	g *gauge
 }
 
 func (c countingProbe) Check(ctx context.Context) Result {
-	n := c.in.Add(1)
-	for {
-		p := c.peak.Load()
-		if n <= p || c.peak.CompareAndSwap(p, n) {
-			break
-		}
-	}
-	res := c.Probe.Check(ctx)
-	c.in.Add(-1)
-	c.done.Add(1)
-	return res
+	c.g.enter()
+	defer c.g.leave()
+	return c.Probe.Check(ctx)
 }
 
 // openFDs counts this process's open file descriptors.
-func openFDs(t *testing.T) int {
+func openFDs() (int, error) {
 	f, err := os.Open("/proc/self/fd")
 	if err != nil {
-		t.Skip("no /proc/self/fd")
+		return 0, err
 	}
 	defer f.Close()
 	names, err := f.Readdirnames(-1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(names)
+	return len(names), err
 }
 
 // TestRunnerThousandServers: a thousand real servers, each a TCP_CHECK
@@ -108,6 +96,9 @@ func openFDs(t *testing.T) int {
 func TestRunnerThousandServers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a thousand listeners")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("counts descriptors in /proc/self/fd")
 	}
 	const servers, limit = 1000, 16
 	var lns []*net.TCPListener
@@ -125,15 +116,14 @@ func TestRunnerThousandServers(t *testing.T) {
 	}
 	// Connections wait in the listeners' backlogs, unaccepted: TCP_CHECK
 	// closes them once connected. No goroutine serves the listeners.
-	var in, peak, done atomic.Int64
+	var g gauge
 	r := NewRunner(limit, quiet())
 	tm := Timing{DelayLoop: 100 * time.Millisecond, Retry: 1, DelayBeforeRetry: 10 * time.Millisecond,
 		Warmup: 50 * time.Millisecond, StartUp: true}
 	var downs atomic.Int64
 	for i, ln := range lns {
 		target := ln.Addr().(*net.TCPAddr).AddrPort()
-		p := countingProbe{Probe: &TCPProbe{Target: netip.AddrPortFrom(target.Addr().Unmap(), target.Port()), Timeout: time.Second},
-			in: &in, peak: &peak, done: &done}
+		p := countingProbe{Probe: &TCPProbe{Target: netip.AddrPortFrom(target.Addr().Unmap(), target.Port()), Timeout: time.Second}, g: &g}
 		if err := r.Add(fmt.Sprint("rs", i), []Probe{p}, tm, func(up bool, _ int32, _ string) {
 			if !up {
 				downs.Add(1)
@@ -143,10 +133,16 @@ func TestRunnerThousandServers(t *testing.T) {
 		}
 	}
 	runtime.GC()
-	baseG, baseFD := runtime.NumGoroutine(), openFDs(t)
+	baseG := runtime.NumGoroutine()
+	baseFD, err := openFDs()
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	var mu sync.Mutex
-	peakG, peakFD := 0, 0
+	// The sampler reads the counts every millisecond until stopped; it
+	// reports what it saw, and the first error, once stop is closed.
+	var peakG, peakFD int
+	var sampleErr error
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -157,19 +153,23 @@ func TestRunnerThousandServers(t *testing.T) {
 				return
 			default:
 			}
-			g, fd := runtime.NumGoroutine(), openFDs(t)
-			mu.Lock()
-			peakG, peakFD = max(peakG, g), max(peakFD, fd)
-			mu.Unlock()
+			fd, err := openFDs()
+			if err != nil && sampleErr == nil {
+				sampleErr = err
+			}
+			peakG, peakFD = max(peakG, runtime.NumGoroutine()), max(peakFD, fd)
 			time.Sleep(time.Millisecond)
 		}
 	}()
 	start(t, r)
-	waitFor(t, "every server checked three times", func() bool { return done.Load() >= 3*servers })
+	waitFor(t, "every server checked three times", func() bool { return g.done.Load() >= 3*servers })
 	close(stop)
 	<-sampled
+	if sampleErr != nil {
+		t.Fatal(sampleErr)
+	}
 
-	if p := peak.Load(); p > limit {
+	if p := g.peak.Load(); p > limit {
 		t.Errorf("%d probes in flight, limit %d", p, limit)
 	} else if p < 2 {
 		t.Errorf("peak %d in flight: probes do not run concurrently", p)
@@ -186,5 +186,5 @@ func TestRunnerThousandServers(t *testing.T) {
 	if n := downs.Load(); n != 0 {
 		t.Errorf("%d servers went down", n)
 	}
-	t.Logf("peak in flight %d, goroutines +%d, descriptors +%d", peak.Load(), peakG-baseG, peakFD-baseFD)
+	t.Logf("peak in flight %d, goroutines +%d, descriptors +%d", g.peak.Load(), peakG-baseG, peakFD-baseFD)
 }

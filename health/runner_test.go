@@ -220,12 +220,14 @@ func TestRunnerRemove(t *testing.T) {
 	}
 }
 
-// gauge counts probes in flight and the most seen at once.
+// gauge counts probes in flight, the most seen at once and those done.
+// As a Probe, it takes a millisecond and succeeds.
 type gauge struct {
 	in, peak, done atomic.Int64
 }
 
-func (g *gauge) Check(ctx context.Context) Result {
+// enter and leave bracket one probe.
+func (g *gauge) enter() {
 	n := g.in.Add(1)
 	for {
 		p := g.peak.Load()
@@ -233,12 +235,20 @@ func (g *gauge) Check(ctx context.Context) Result {
 			break
 		}
 	}
+}
+
+func (g *gauge) leave() {
+	g.in.Add(-1)
+	g.done.Add(1)
+}
+
+func (g *gauge) Check(ctx context.Context) Result {
+	g.enter()
 	select {
 	case <-time.After(time.Millisecond):
 	case <-ctx.Done():
 	}
-	g.in.Add(-1)
-	g.done.Add(1)
+	g.leave()
 	return Result{Up: true, Weight: -1}
 }
 

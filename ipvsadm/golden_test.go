@@ -147,16 +147,31 @@ var goldens = []struct {
 		func(b *bytes.Buffer) error { return WriteVersion(b) }},
 }
 
+// written is what write puts in an empty buffer.
+func written(t *testing.T, write func(*bytes.Buffer) error) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// wantWritten checks that write writes exactly want.
+func wantWritten(t *testing.T, write func(*bytes.Buffer) error, want string) {
+	t.Helper()
+	if got := written(t, write); got != want {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+}
+
 func TestGolden(t *testing.T) {
 	for _, g := range goldens {
 		t.Run(g.file, func(t *testing.T) {
-			var b bytes.Buffer
-			if err := g.write(&b); err != nil {
-				t.Fatal(err)
-			}
+			got := written(t, g.write)
 			path := filepath.Join("testdata", g.file)
 			if *update {
-				if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -164,8 +179,8 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(b.Bytes(), want) {
-				t.Errorf("output differs from %s (%s)\n got:\n%s\nwant:\n%s", path, g.src, b.Bytes(), want)
+			if got != string(want) {
+				t.Errorf("output differs from %s (%s)\n got:\n%s\nwant:\n%s", path, g.src, got, want)
 			}
 		})
 	}
@@ -174,16 +189,10 @@ func TestGolden(t *testing.T) {
 // An empty table, byte for byte what ipvsadm -Ln prints on a fresh
 // kernel.
 func TestListEmpty(t *testing.T) {
-	var b bytes.Buffer
-	if err := WriteList(&b, info, nil, ListOptions{Numeric: true}); err != nil {
-		t.Fatal(err)
-	}
 	const want = "IP Virtual Server version 1.2.1 (size=4096)\n" +
 		"Prot LocalAddress:Port Scheduler Flags\n" +
 		"  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
-	if b.String() != want {
-		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
-	}
+	wantWritten(t, func(b *bytes.Buffer) error { return WriteList(b, info, nil, ListOptions{Numeric: true}) }, want)
 }
 
 // One service written out by hand from the printf formats, trailing
@@ -194,10 +203,6 @@ func TestListByHand(t *testing.T) {
 			{Addr: ip("10.0.0.3"), Port: 80, Fwd: "Masq", Weight: 1, ActiveConns: 12, InactConns: 30},
 			{Addr: ip("10.0.0.2"), Port: 80, Fwd: "Route", Weight: 2},
 		}}
-	var b bytes.Buffer
-	if err := WriteList(&b, info, []control.Service{svc}, ListOptions{Numeric: true}); err != nil {
-		t.Fatal(err)
-	}
 	want := "IP Virtual Server version 1.2.1 (size=4096)\n" +
 		"Prot LocalAddress:Port Scheduler Flags\n" +
 		"  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n" +
@@ -205,14 +210,10 @@ func TestListByHand(t *testing.T) {
 		//   "  -> " + 28 columns                  " " + 7  " " + 6 " " + 10     " " + 10
 		"  -> 10.0.0.2:80                  Route   2      0          0         \n" +
 		"  -> 10.0.0.3:80                  Masq    1      12         30        \n"
-	if b.String() != want {
-		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
-	}
+	wantWritten(t, func(b *bytes.Buffer) error {
+		return WriteList(b, info, []control.Service{svc}, ListOptions{Numeric: true})
+	}, want)
 
-	b.Reset()
-	if err := WriteList(&b, info, []control.Service{svc}, ListOptions{Numeric: true, Stats: true}); err != nil {
-		t.Fatal(err)
-	}
 	// "%-33s" then five print_largenum "%9llu"; the dests "  -> %-28s".
 	zeros := strings.Repeat("        0", 5)
 	want = "IP Virtual Server version 1.2.1 (size=4096)\n" +
@@ -221,9 +222,9 @@ func TestListByHand(t *testing.T) {
 		"TCP  10.0.0.1:80" + strings.Repeat(" ", 33-16) + zeros + "\n" +
 		"  -> 10.0.0.2:80" + strings.Repeat(" ", 28-11) + zeros + "\n" +
 		"  -> 10.0.0.3:80" + strings.Repeat(" ", 28-11) + zeros + "\n"
-	if b.String() != want {
-		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
-	}
+	wantWritten(t, func(b *bytes.Buffer) error {
+		return WriteList(b, info, []control.Service{svc}, ListOptions{Numeric: true, Stats: true})
+	}, want)
 }
 
 func TestLargenum(t *testing.T) {

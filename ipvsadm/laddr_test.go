@@ -2,7 +2,6 @@ package ipvsadm
 
 import (
 	"bytes"
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,16 +13,14 @@ import (
 // -Q/--del-laddr with -t|-u|-f and -z/--laddr, -G/--get-laddr.
 func TestParseLocalAddr(t *testing.T) {
 	lip := ip("10.0.0.200")
-	tests := []struct {
-		line string
-		want Command
-	}{
-		{"-P -t 10.0.0.1:80 -z 10.0.0.200", Command{Kind: CmdAddLAddr, HasService: true, Service: tcp("10.0.0.1", 80), LocalAddr: lip}},
-		{"--add-laddr --tcp-service=10.0.0.1:http --laddr=10.0.0.200", Command{Kind: CmdAddLAddr, HasService: true, Service: tcp("10.0.0.1", 80), LocalAddr: lip}},
+	add := Command{Kind: CmdAddLAddr, HasService: true, Service: tcp("10.0.0.1", 80), LocalAddr: lip}
+	checkParse(t, []parseCase{
+		{"-P -t 10.0.0.1:80 -z 10.0.0.200", add},
+		{"--add-laddr --tcp-service=10.0.0.1:http --laddr=10.0.0.200", add},
 		// Options in any order, short ones combined.
-		{"-Pz 10.0.0.200 -t 10.0.0.1:80", Command{Kind: CmdAddLAddr, HasService: true, Service: tcp("10.0.0.1", 80), LocalAddr: lip}},
+		{"-Pz 10.0.0.200 -t 10.0.0.1:80", add},
 		// The fork parses host[:port] and keeps the address.
-		{"-P -t 10.0.0.1:80 -z 10.0.0.200:9999", Command{Kind: CmdAddLAddr, HasService: true, Service: tcp("10.0.0.1", 80), LocalAddr: lip}},
+		{"-P -t 10.0.0.1:80 -z 10.0.0.200:9999", add},
 		{"-P -u 10.0.0.1:53 -z 10.0.0.200", Command{Kind: CmdAddLAddr, HasService: true,
 			Service: control.Service{Proto: "UDP", Addr: vip, Port: 53, Netmask: 32}, LocalAddr: lip}},
 		{"-P -f 7 -z 10.0.0.200", Command{Kind: CmdAddLAddr, HasService: true, Service: control.Service{FWMark: 7, Netmask: 32}, LocalAddr: lip}},
@@ -33,24 +30,11 @@ func TestParseLocalAddr(t *testing.T) {
 		{"--get-laddr", Command{Kind: CmdGetLAddr}},
 		{"-G -t 10.0.0.1:80", Command{Kind: CmdGetLAddr, HasService: true, Service: tcp("10.0.0.1", 80)}},
 		{"-G -n", Command{Kind: CmdGetLAddr, List: ListOptions{Numeric: true}}},
-	}
-	for _, tt := range tests {
-		got, err := Parse(strings.Fields(tt.line))
-		if err != nil {
-			t.Errorf("Parse(%q): %v", tt.line, err)
-			continue
-		}
-		if !reflect.DeepEqual(*got, tt.want) {
-			t.Errorf("Parse(%q)\n got %+v\nwant %+v", tt.line, *got, tt.want)
-		}
-	}
+	})
 }
 
 func TestParseLocalAddrErrors(t *testing.T) {
-	tests := []struct {
-		line, want string
-		status     int
-	}{
+	checkParseErrors(t, []parseErrorCase{
 		{"-P -t 10.0.0.1:80", "You need to supply the 'local-address' option for the 'add-laddr' command", 2},
 		{"-Q -t 10.0.0.1:80", "You need to supply the 'local-address' option for the 'del-laddr' command", 2},
 		{"-P -z 10.0.0.200", "You need to supply the 'service-address' option for the 'add-laddr' command", 2},
@@ -68,18 +52,7 @@ func TestParseLocalAddrErrors(t *testing.T) {
 		{"-P -G", "invalid option `-G'", 2},
 		{"-L -P", "invalid option `-P'", 2},
 		{"-P -t 10.0.0.1:80 -z 10.0.0.200 junk", "unexpected argument junk", 2},
-	}
-	for _, tt := range tests {
-		c, err := Parse(strings.Fields(tt.line))
-		var e *Error
-		if !errors.As(err, &e) {
-			t.Errorf("Parse(%q) = %+v, %v; want error %q", tt.line, c, err, tt.want)
-			continue
-		}
-		if e.Msg != tt.want || e.Status != tt.status {
-			t.Errorf("Parse(%q) error = %q (status %d), want %q (status %d)", tt.line, e.Msg, e.Status, tt.want, tt.status)
-		}
-	}
+	})
 }
 
 func TestLocalAddrRequest(t *testing.T) {
@@ -114,10 +87,6 @@ func TestLocalAddrsByHand(t *testing.T) {
 			LocalAddrs: []control.LocalAddr{{Addr: ip("198.19.0.200"), Conns: 7}, {Addr: ip("198.19.0.201")}}},
 		{Proto: "TCP", Addr: ip("10.0.0.1"), Port: 443, Sched: "wlc"},
 	}
-	var b bytes.Buffer
-	if err := WriteLocalAddrs(&b, svcs); err != nil {
-		t.Fatal(err)
-	}
 	want := "" +
 		//  %-20s                  %-8s      %-20s                  %-10s       %-10s
 		"VIP:VPORT            TOTAL    LADDR                CONFLICTS  CONNS     \n" +
@@ -126,15 +95,10 @@ func TestLocalAddrsByHand(t *testing.T) {
 		"                              198.19.0.201         0          0         \n" +
 		// libipvs's wrapped comparison puts 198.x before 10.x.
 		"10.0.0.1:443         0        \n"
-	if b.String() != want {
-		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
-	}
+	wantWritten(t, func(b *bytes.Buffer) error { return WriteLocalAddrs(b, svcs) }, want)
 	// No services: nothing at all, as list_all_laddrs prints the title
 	// with the first service.
-	b.Reset()
-	if err := WriteLocalAddrs(&b, nil); err != nil || b.Len() != 0 {
-		t.Errorf("empty table: %q, %v", b.String(), err)
-	}
+	wantWritten(t, func(b *bytes.Buffer) error { return WriteLocalAddrs(b, nil) }, "")
 }
 
 // -R takes the fork's own lines (-P ... -z) and uvs's saved ones alike,
@@ -157,15 +121,11 @@ func TestRestoreLocalAddrs(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
-	var b bytes.Buffer
-	if err := WriteSave(&b, got, true); err != nil {
-		t.Fatal(err)
-	}
 	const saved = "-A -t 198.18.0.100:80 -s rr\n" +
 		"-a -t 198.18.0.100:80 -r 198.19.64.11:80 --fullnat -w 1\n" +
 		"--add-laddr -t 198.18.0.100:80 -z 198.19.0.201\n" +
 		"--add-laddr -t 198.18.0.100:80 -z 198.19.0.200\n"
-	if b.String() != saved {
-		t.Errorf("-S -n wrote\n%s\nwant\n%s", b.String(), saved)
+	if s := written(t, func(b *bytes.Buffer) error { return WriteSave(b, got, true) }); s != saved {
+		t.Errorf("-S -n wrote\n%s\nwant\n%s", s, saved)
 	}
 }

@@ -28,12 +28,58 @@ func tcp(addr string, port uint16) control.Service {
 	return control.Service{Proto: "TCP", Addr: netip.MustParseAddr(addr), Port: port, Netmask: 32}
 }
 
+// parseCase is a command line and what Parse makes of it.
+type parseCase struct {
+	line string
+	want Command
+}
+
+func checkParse(t *testing.T, tests []parseCase) {
+	t.Helper()
+	for _, tt := range tests {
+		got, err := Parse(strings.Fields(tt.line))
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.line, err)
+			continue
+		}
+		if !reflect.DeepEqual(*got, tt.want) {
+			t.Errorf("Parse(%q)\n got %+v\nwant %+v", tt.line, *got, tt.want)
+		}
+	}
+}
+
+// try is ipvsadm's message for a line it cannot make sense of; the
+// error that carries it has TryHelp set.
+const try = "Try `ipvsadm -h' or 'ipvsadm --help' for more information."
+
+// parseErrorCase is a command line Parse refuses, with ipvsadm's
+// message and exit status.
+type parseErrorCase struct {
+	line, want string
+	status     int
+}
+
+func checkParseErrors(t *testing.T, tests []parseErrorCase) {
+	t.Helper()
+	for _, tt := range tests {
+		c, err := Parse(strings.Fields(tt.line))
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Errorf("Parse(%q) = %+v, %v; want error %q", tt.line, c, err, tt.want)
+			continue
+		}
+		if e.Msg != tt.want || e.Status != tt.status {
+			t.Errorf("Parse(%q) error = %q (status %d), want %q (status %d)", tt.line, e.Msg, e.Status, tt.want, tt.status)
+		}
+		if e.TryHelp != (tt.want == try) {
+			t.Errorf("Parse(%q) TryHelp = %v", tt.line, e.TryHelp)
+		}
+	}
+}
+
 func TestParse(t *testing.T) {
 	withSched := func(s control.Service, sched string) control.Service { s.Sched = sched; return s }
-	tests := []struct {
-		line string
-		want Command
-	}{
+	checkParse(t, []parseCase{
 		{"", Command{Kind: CmdList}},
 		{"-A -t 10.0.0.1:80 -s rr", Command{Kind: CmdAddService, HasService: true, Service: withSched(tcp("10.0.0.1", 80), "rr")}},
 		{"-At 10.0.0.1:80", Command{Kind: CmdAddService, HasService: true, Service: withSched(tcp("10.0.0.1", 80), "wlc")}},
@@ -113,25 +159,11 @@ func TestParse(t *testing.T) {
 		{"--help -L junk", Command{Kind: CmdHelp}},
 		{"-v", Command{Kind: CmdVersion}},
 		{"-C --", Command{Kind: CmdClear}},
-	}
-	for _, tt := range tests {
-		got, err := Parse(strings.Fields(tt.line))
-		if err != nil {
-			t.Errorf("Parse(%q): %v", tt.line, err)
-			continue
-		}
-		if !reflect.DeepEqual(*got, tt.want) {
-			t.Errorf("Parse(%q)\n got %+v\nwant %+v", tt.line, *got, tt.want)
-		}
-	}
+	})
 }
 
 func TestParseErrors(t *testing.T) {
-	const try = "Try `ipvsadm -h' or 'ipvsadm --help' for more information."
-	tests := []struct {
-		line, want string
-		status     int
-	}{
+	checkParseErrors(t, []parseErrorCase{
 		// The first option must be a command.
 		{"-t 10.0.0.1:80", try, 255},
 		{"--foo", try, 255},
@@ -219,21 +251,7 @@ func TestParseErrors(t *testing.T) {
 		{"-A -f 1 -6", "uvs: option --ipv6 is not supported", 2},
 		{"-A -t 10.0.0.1:80 --pe sip", "uvs: option --pe is not supported", 2},
 		{"-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gue", "uvs: tunnel type gue is not supported", 2},
-	}
-	for _, tt := range tests {
-		c, err := Parse(strings.Fields(tt.line))
-		var e *Error
-		if !errors.As(err, &e) {
-			t.Errorf("Parse(%q) = %+v, %v; want error %q", tt.line, c, err, tt.want)
-			continue
-		}
-		if e.Msg != tt.want || e.Status != tt.status {
-			t.Errorf("Parse(%q) error = %q (status %d), want %q (status %d)", tt.line, e.Msg, e.Status, tt.want, tt.status)
-		}
-		if e.TryHelp != (tt.want == try) {
-			t.Errorf("Parse(%q) TryHelp = %v", tt.line, e.TryHelp)
-		}
-	}
+	})
 }
 
 // Arguments are words, not a line: "--" ends the options, and an empty

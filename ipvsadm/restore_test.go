@@ -140,8 +140,8 @@ func TestParseRestoreErrors(t *testing.T) {
 		msg  string
 	}{
 		{"-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.0.0.2 -w 70000\n", 1, 2, "illegal weight specified"},
-		{"-C\n\n-R\n", 1, 3, "Try `ipvsadm -h' or 'ipvsadm --help' for more information."},
-		{"-t 10.0.0.1:80\n", 0, 1, "Try `ipvsadm -h' or 'ipvsadm --help' for more information."},
+		{"-C\n\n-R\n", 1, 3, try},
+		{"-t 10.0.0.1:80\n", 0, 1, try},
 	}
 	for _, tt := range tests {
 		cmds, err := ParseRestore(strings.NewReader(tt.in))
