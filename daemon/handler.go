@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/uvs-project/uvs/control"
 	"github.com/uvs-project/uvs/dataplane"
@@ -412,14 +411,6 @@ var (
 	errNoLAddr = errors.New("No such Local address")
 )
 
-// laddrMu makes each -P/-Q one read-modify-write of a service's local
-// addresses, as the model only replaces the whole list (its own lock
-// covers one call, not the read and the write). A Model method that
-// edits the list under the model's lock would make it unnecessary, and
-// would also keep a -P from writing back a list a concurrent reload has
-// just replaced.
-var laddrMu sync.Mutex
-
 // changeLocalAddr adds a FULLNAT local address to a service (-P,
 // appended after the others) or removes one (-Q). Connections already
 // using a removed address keep their tuples, but uvs no longer owns the
@@ -436,28 +427,22 @@ func (d *Daemon) changeLocalAddr(k service.Key, a netip.Addr, add bool) error {
 	case a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return fmt.Errorf("local address %v is not a unicast address", a)
 	}
-	laddrMu.Lock()
-	defer laddrMu.Unlock()
-	svcs, _ := d.model.Services()
-	i := svcIndex(svcs, k)
-	if i < 0 {
-		return errLAddrNoService
-	}
-	cur := svcs[i].LocalAddrs
-	j := slices.Index(cur, a.As4())
-	switch {
-	case add && j >= 0:
-		return errLAddrExists
-	case add:
-		cur = append(cur, a.As4())
-	case j < 0:
-		return errNoLAddr
-	default:
-		cur = slices.Delete(cur, j, j+1)
-	}
-	err := d.model.SetLocalAddrs(k, cur)
+	// One read-modify-write under the model's lock: concurrent -P/-Q
+	// and reloads never lose one another's changes.
+	err := d.model.UpdateLocalAddrs(k, func(cur [][4]byte) ([][4]byte, error) {
+		j := slices.Index(cur, a.As4())
+		switch {
+		case add && j >= 0:
+			return nil, errLAddrExists
+		case add:
+			return append(cur, a.As4()), nil
+		case j < 0:
+			return nil, errNoLAddr
+		}
+		return slices.Delete(cur, j, j+1), nil
+	})
 	if errors.Is(err, service.ErrNotFound) {
-		return errLAddrNoService // deleted meanwhile
+		return errLAddrNoService
 	}
 	return err
 }

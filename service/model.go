@@ -342,13 +342,25 @@ func (m *Model) DelDest(k Key, addr [4]byte, port uint16) error {
 // SetLocalAddrs sets the FULLNAT local addresses of a service; uvs owns
 // them (answers ARP for them) from then on.
 func (m *Model) SetLocalAddrs(k Key, addrs [][4]byte) error {
+	return m.UpdateLocalAddrs(k, func([][4]byte) ([][4]byte, error) { return addrs, nil })
+}
+
+// UpdateLocalAddrs replaces a service's FULLNAT local addresses with what
+// fn makes of the current ones, as one change under the model's lock, so
+// concurrent edits (uvsadm -P/-Q, a reload) never lose one another's. An
+// error from fn changes nothing.
+func (m *Model) UpdateLocalAddrs(k Key, fn func(cur [][4]byte) ([][4]byte, error)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, s := m.findLocked(k)
 	if s == nil {
 		return fmt.Errorf("local addresses of %v: service %w", k, ErrNotFound)
 	}
-	s.LocalAddrs = slices.Clone(addrs)
+	next, err := fn(slices.Clone(s.LocalAddrs))
+	if err != nil {
+		return err
+	}
+	s.LocalAddrs = slices.Clone(next)
 	m.publishLocked()
 	return nil
 }
