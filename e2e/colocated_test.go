@@ -3,20 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/uvs-project/uvs/lab"
 )
-
-// colocatedNotify is a notify script that writes the new state to
-// <dir>/<name>.state, as lab.WaitState reads it.
-const colocatedNotify = `#!/bin/sh
-d=$(dirname "$0")
-printf '%s\n' "$3" >"$d/$2.state.$$" && mv -f "$d/$2.state.$$" "$d/$2.state"
-`
 
 // TestPrivilegedVRRPColocated: the LVS docs' directors-as-real-servers
 // setup, one-armed DR. Two directors (VRRP MASTER and BACKUP) are also
@@ -76,9 +68,8 @@ func TestPrivilegedVRRPColocated(t *testing.T) {
 
 	notify := []string{filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")}
 	conf := func(i int, state string, prio int) string {
-		must(os.MkdirAll(notify[i], 0o755))
-		script := filepath.Join(notify[i], "notify.sh")
-		must(os.WriteFile(script, []byte(colocatedNotify), 0o755))
+		script, err := lab.WriteNotifyScript(notify[i])
+		must(err)
 		c := fmt.Sprintf(`global_defs {
     router_id %s
     vrrp_version 3
@@ -111,12 +102,8 @@ virtual_server %s 80 {
 	startUVSD(t, l, nodes[1].ns, conf(1, "BACKUP", 100), "--metrics", "127.0.0.1:9180")
 	must(lab.WaitState(wctx, notify[1], "VI_1", "BACKUP"))
 	// The BACKUP knows the MASTER's MAC from its adverts.
-	must(lab.Eventually(wctx, 20*time.Millisecond, func() error {
-		if n := metric(t, nodes[1].ns, `uvs_vrrp_adverts_received_total{instance="VI_1"}`); n == 0 {
-			return fmt.Errorf("no advert received")
-		}
-		return nil
-	}))
+	waitMetric(t, nodes[1].ns, `uvs_vrrp_adverts_received_total{instance="VI_1"}`, 5*time.Second,
+		"an advert", func(n uint64) bool { return n > 0 })
 
 	got := map[string]int{}
 	for _, w := range curlClose(t, client, "http://"+vip+"/", 300) {

@@ -3,81 +3,11 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/uvs-project/uvs/lab"
 )
-
-// fullNATTopo is TestPrivilegedFullNAT's network: the client on
-// 198.18.0.0/24, the director, a router to the servers' 198.19.64.0/24
-// that has no route back to the client, two nginx servers.
-type fullNATTopo struct {
-	l                   *lab.Lab
-	client, dir, router *lab.NS
-	nginx               []*lab.Nginx
-}
-
-func newFullNATTopo(t *testing.T) *fullNATTopo {
-	t.Helper()
-	l := lab.NewT(t)
-	mk := func(name string) *lab.NS {
-		ns, err := l.NS(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ns
-	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	n := &fullNATTopo{l: l, client: mk("client"), dir: mk("director"), router: mk("router")}
-	must(l.Veth(n.client, "c0", n.dir, "d0"))
-	must(n.client.Addr("c0", "198.18.0.1/24"))
-	must(n.dir.Addr("d0", "198.18.0.2/24"))
-	must(l.Veth(n.dir, "d1", n.router, "r0"))
-	must(n.dir.Addr("d1", "198.19.0.1/24"))
-	must(n.dir.Route("198.19.64.0/24", "via", "198.19.0.254"))
-	must(n.dir.Sysctl("net.ipv4.ip_forward", "0"))
-	must(n.router.Addr("r0", "198.19.0.254/24"))
-	must(n.router.Sysctl("net.ipv4.ip_forward", "1"))
-	sw := mk("sw")
-	must(l.Veth(n.router, "r1", sw, "sr"))
-	must(n.router.Addr("r1", "198.19.64.1/24"))
-	ports := []string{"sr"}
-	for i := 1; i <= 2; i++ {
-		rs := mk(fmt.Sprintf("rs%d", i))
-		sp := fmt.Sprintf("s%d", i)
-		must(l.Veth(rs, "eth0", sw, sp))
-		must(rs.Addr("eth0", fmt.Sprintf("198.19.64.%d/24", 10+i)))
-		must(rs.Route("default", "via", "198.19.64.1"))
-		ng, err := rs.StartNginx(l.Dir(rs.Short()), fmt.Sprintf("rs%d", i))
-		must(err)
-		n.nginx = append(n.nginx, ng)
-		ports = append(ports, sp)
-	}
-	must(sw.Bridge("br0", ports...))
-	return n
-}
-
-// restore runs `uvsadm -R` with in on its standard input.
-func (d *director) restore(in string) {
-	d.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "uvsadm"), "--control", d.sock, "-R")
-	cmd.Stdin = strings.NewReader(in)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		d.t.Fatalf("uvsadm -R: %v: %s\ninput:\n%s", err, out, in)
-	}
-}
 
 // sourcesSince checks that every request nginx logged after the first
 // skip ones came from a local address, and returns how many there were.

@@ -16,32 +16,6 @@ import (
 	"github.com/uvs-project/uvs/lab"
 )
 
-// trafficConf: TCP_CHECK every second, one retry a second later.
-const trafficConf = `virtual_server %[1]s 80 {
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-    real_server %[2]s 80 {
-        weight 1
-        TCP_CHECK {
-            connect_timeout 0.5
-            delay_loop 1
-            retry 1
-            delay_before_retry 1
-        }
-    }
-    real_server %[3]s 80 {
-        weight 1
-        TCP_CHECK {
-            connect_timeout 0.5
-            delay_loop 1
-            retry 1
-            delay_before_retry 1
-        }
-    }
-}
-`
-
 // hit is one request of the traffic stream.
 type hit struct {
 	start, end time.Time
@@ -164,7 +138,8 @@ func failuresAfter(hits []hit, from, to time.Time, only string) []string {
 func TestPrivilegedHealthUnderTraffic(t *testing.T) {
 	n := newNATLab(t, lab.NATOptions{})
 	vip := n.topo.VIP.String()
-	conf := fmt.Sprintf(trafficConf, vip, n.topo.RSIPs[0], n.topo.RSIPs[1])
+	// TCP_CHECK every second, one retry a second later.
+	conf := tcpCheckedService(n.topo.VIP, "1", "1", n.topo.RSIPs...)
 	d := startUVSD(t, n.l, n.topo.Director, conf, "--workers", "1")
 	rs1 := fmt.Sprintf("  -> %v:80", n.topo.RSIPs[0])
 	listed := func() bool { return strings.Contains(d.mustAdm("-L", "-n", "-t", vip+":80"), rs1) }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -11,30 +12,31 @@ import (
 	"github.com/uvs-project/uvs/lab"
 )
 
-const healthConf = `virtual_server %[1]s 80 {
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-    real_server %[2]s 80 {
+// tcpCheckedService is virtual_server vip:80, rr NAT over rss:80, each
+// real server with a TCP_CHECK (connect_timeout 0.5, one retry) every
+// delayLoop seconds, the retry delayBeforeRetry seconds after a failure.
+func tcpCheckedService(vip netip.Addr, delayLoop, delayBeforeRetry string, rss ...netip.Addr) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "virtual_server %v 80 {\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n", vip)
+	for _, rs := range rss {
+		fmt.Fprintf(&b, `    real_server %v 80 {
         weight 1
         TCP_CHECK {
             connect_timeout 0.5
-            delay_loop 0.2
+            delay_loop %s
             retry 1
-            delay_before_retry 0.1
+            delay_before_retry %s
         }
     }
-    real_server %[3]s 80 {
-        weight 1
-        TCP_CHECK {
-            connect_timeout 0.5
-            delay_loop 0.2
-            retry 1
-            delay_before_retry 0.1
-        }
-    }
+`, rs, delayLoop, delayBeforeRetry)
+	}
+	return b.String() + "}\n"
 }
-virtual_server %[1]s 81 {
+
+// httpGetConf is the :81 service of TestPrivilegedHealthChecks: an
+// HTTP_GET of /health with inhibit_on_failure on rs1 (%[2]s), rs2 (%[3]s)
+// unchecked.
+const httpGetConf = `virtual_server %[1]s 81 {
     lb_algo rr
     lb_kind NAT
     protocol TCP
@@ -64,7 +66,7 @@ virtual_server %[1]s 81 {
 // back; an HTTP_GET answering 500 gets weight 0 with inhibit_on_failure.
 func TestPrivilegedHealthChecks(t *testing.T) {
 	n := newNATLab(t, lab.NATOptions{})
-	conf := fmt.Sprintf(healthConf, n.topo.VIP, n.topo.RSIPs[0], n.topo.RSIPs[1])
+	conf := tcpCheckedService(n.topo.VIP, "0.2", "0.1", n.topo.RSIPs...) + fmt.Sprintf(httpGetConf, n.topo.VIP, n.topo.RSIPs[0], n.topo.RSIPs[1])
 	d := startUVSD(t, n.l, n.topo.Director, conf, "--workers", "1")
 	rs2 := fmt.Sprintf("  -> %v:80", n.topo.RSIPs[1])
 	// rs2's line under the :80 service.
@@ -244,12 +246,7 @@ func TestPrivilegedAlphaAndMetrics(t *testing.T) {
 	if v := metric(t, n.topo.Director, "node_ipvs_incoming_packets_total"); v < 30 {
 		t.Errorf("node_ipvs_incoming_packets_total %d, want >= 30", v)
 	}
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel2()
-	out, err := n.topo.Director.Run(ctx2, "curl", "-sS", "http://127.0.0.1:9180/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := metricsText(t, n.topo.Director)
 	want := fmt.Sprintf(`node_ipvs_backend_weight{local_address="%v",local_mark="",local_port="83",proto="TCP",remote_address="%v",remote_port="80"} 1`, n.topo.VIP, n.topo.RSIPs[0])
 	if !strings.Contains(out, want) {
 		t.Errorf("metrics lack %s", want)

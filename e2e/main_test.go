@@ -86,3 +86,15 @@ func (d *director) mustAdm(args ...string) string {
 	}
 	return out
 }
+
+// restore runs `uvsadm -R` with in on its standard input.
+func (d *director) restore(in string) {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "uvsadm"), "--control", d.sock, "-R")
+	cmd.Stdin = strings.NewReader(in)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		d.t.Fatalf("uvsadm -R: %v: %s\ninput:\n%s", err, out, in)
+	}
+}

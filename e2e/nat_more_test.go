@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -38,16 +37,7 @@ func TestPrivilegedNATFloatingGateway(t *testing.T) {
 	// The gateway is a VRRP address: uvsd owns it once VI_GW is MASTER,
 	// after Master_Down_Interval (3 × advert_int 1 s + skew), as
 	// keepalived would.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := lab.Eventually(ctx, 50*time.Millisecond, func() error {
-		if v := metric(t, n.topo.Director, `uvs_vrrp_state{instance="VI_GW"}`); v != 2 {
-			return fmt.Errorf("VI_GW state %d, want 2 (MASTER)", v)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	waitMetric(t, n.topo.Director, `uvs_vrrp_state{instance="VI_GW"}`, 10*time.Second, "2 (MASTER)", func(v uint64) bool { return v == 2 })
 	got := map[string]int{}
 	for _, w := range curlClose(t, n.topo.Client, fmt.Sprintf("http://%v/", n.topo.VIP), 20) {
 		got[w]++
@@ -56,7 +46,7 @@ func TestPrivilegedNATFloatingGateway(t *testing.T) {
 		t.Fatalf("split %v, want 10/10", got)
 	}
 	// The real servers learnt the gateway's MAC from uvsd: the director's.
-	out, err := n.topo.RS[0].Run(ctx, "ip", "neigh", "show", gw.String())
+	gwMAC, err := n.topo.RS[0].NeighMAC(gw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +54,8 @@ func TestPrivilegedNATFloatingGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, mac.String()) {
-		t.Fatalf("rs1's neighbour entry for %v: %q, want the director's %v", gw, out, mac)
+	if gwMAC != mac.String() {
+		t.Fatalf("rs1's neighbour entry for %v: %q, want the director's %v", gw, gwMAC, mac)
 	}
 }
 
@@ -83,32 +73,16 @@ func TestPrivilegedNATICMPError(t *testing.T) {
     }
 }`, n.topo.VIP, n.topo.RSIPs[0])
 	startUVSD(t, n.l, n.topo.Director, n.conf(extra), "--workers", "1", "--metrics", "127.0.0.1:9180")
-	err := n.topo.Client.Do(func() error {
-		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(n.topo.VIP, 54)))
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-		if _, err := c.Write([]byte("anyone?")); err != nil {
-			return err
-		}
-		_, err = c.Read(make([]byte, 100))
-		if !errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("read: %v, want ECONNREFUSED (the translated port unreachable)", err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	if reply, err := n.topo.Client.UDPAsk(netip.AddrPortFrom(n.topo.VIP, 54), "anyone?"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("reply %q, error %v; want ECONNREFUSED (the translated port unreachable)", reply, err)
 	}
 	if v := metric(t, n.topo.Director, "uvs_dataplane_icmp_errors_total"); v < 1 {
 		t.Fatalf("icmp_errors_total %d, want >= 1", v)
 	}
 }
 
-// metric reads one unlabelled metric from uvsd's /metrics in ns.
-func metric(t *testing.T, ns *lab.NS, name string) uint64 {
+// metricsText is uvsd's /metrics page (--metrics 127.0.0.1:9180) in ns.
+func metricsText(t *testing.T, ns *lab.NS) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -116,6 +90,14 @@ func metric(t *testing.T, ns *lab.NS, name string) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return out
+}
+
+// metric reads one metric, named with its labels as /metrics writes them
+// (`uvs_vrrp_state{instance="VI_GW"}`), from uvsd's /metrics in ns.
+func metric(t *testing.T, ns *lab.NS, name string) uint64 {
+	t.Helper()
+	out := metricsText(t, ns)
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		if len(f) == 2 && f[0] == name {
@@ -128,6 +110,23 @@ func metric(t *testing.T, ns *lab.NS, name string) uint64 {
 	}
 	t.Fatalf("no metric %s in:\n%s", name, out)
 	return 0
+}
+
+// waitMetric polls metric name in ns every 20 ms until ok accepts its
+// value, and fails t, with the whole /metrics page, if that takes longer
+// than within. want says what ok accepts, for the message.
+func waitMetric(t *testing.T, ns *lab.NS, name string, within time.Duration, want string, ok func(uint64) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
+		if v := metric(t, ns, name); !ok(v) {
+			return fmt.Errorf("%s is %d, want %s", name, v, want)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, metricsText(t, ns))
+	}
 }
 
 // TestPrivilegedMultiWorkerSteering: with two workers, the fanout program
@@ -150,17 +149,11 @@ func TestPrivilegedMultiWorkerSteering(t *testing.T) {
 	if v := metric(t, n.topo.Director, "uvs_dataplane_ring_overruns_total"); v != 0 {
 		t.Errorf("%d frames lost to full rings at 400 connections", v)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	out, _ := n.topo.Director.Run(ctx, "curl", "-sS", "http://127.0.0.1:9180/metrics")
-	for _, w := range []string{`worker="0"`, `worker="1"`} {
-		for _, line := range strings.Split(out, "\n") {
-			if strings.Contains(line, "uvs_dataplane_worker_rx_frames_total{"+w) {
-				f := strings.Fields(line)
-				if v, _ := strconv.ParseUint(f[len(f)-1], 10, 64); v < 100 {
-					t.Errorf("%s received %d frames: steering does not spread 400 connections", w, v)
-				}
-			}
+	// metric fails if a worker has no line: a check that sees no line
+	// checks nothing.
+	for _, w := range []string{"0", "1"} {
+		if v := metric(t, n.topo.Director, `uvs_dataplane_worker_rx_frames_total{worker="`+w+`"}`); v < 100 {
+			t.Errorf("worker %s received %d frames: steering does not spread 400 connections", w, v)
 		}
 	}
 }
@@ -220,13 +213,7 @@ func TestPrivilegedEmptyStart(t *testing.T) {
 	d := startUVSD(t, n.l, n.topo.Director, "! no services yet\n", "--workers", "2")
 	vip := n.topo.VIP.String()
 	rules := fmt.Sprintf("-A -t %[1]s:80 -s rr\n-a -t %[1]s:80 -r %[2]s:80 -m -w 1\n-a -t %[1]s:80 -r %[3]s:80 -m -w 1\n", vip, n.topo.RSIPs[0], n.topo.RSIPs[1])
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "uvsadm"), "--control", d.sock, "-R")
-	cmd.Stdin = strings.NewReader(rules)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("uvsadm -R: %v: %s", err, out)
-	}
+	d.restore(rules)
 	got := map[string]int{}
 	for _, w := range curlClose(t, n.topo.Client, "http://"+vip+"/", 20) {
 		got[w]++

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -15,25 +14,8 @@ import (
 // udpAsk sends one datagram from a fresh socket (a fresh source port, so a
 // new connection) and returns the name of the real server that answered.
 func udpAsk(ns *lab.NS, to netip.AddrPort) (string, error) {
-	var name string
-	err := ns.Do(func() error {
-		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(to))
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-		if _, err := c.Write([]byte("x")); err != nil {
-			return err
-		}
-		buf := make([]byte, 64)
-		k, err := c.Read(buf)
-		if err != nil {
-			return err
-		}
-		name, _, _ = strings.Cut(string(buf[:k]), ":")
-		return nil
-	})
+	reply, err := ns.UDPAsk(to, "x")
+	name, _, _ := strings.Cut(reply, ":")
 	return name, err
 }
 

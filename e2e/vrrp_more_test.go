@@ -18,11 +18,7 @@ import (
 // never changes, and traffic goes on through the new MASTER.
 func TestPrivilegedVRRPUseVMAC(t *testing.T) {
 	v := newVRRPLab(t)
-	o := lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1", UseVMAC: true}
-	a := v.startDirector(t, 0, o)
-	v.waitState(t, 0, "MASTER", 5*time.Second)
-	v.startDirector(t, 1, o)
-	v.waitState(t, 1, "BACKUP", 5*time.Second)
+	a := v.startPair(t, lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1", UseVMAC: true}, nil)
 	vip := v.topo.VIP.String()
 	if words := curlClose(t, v.topo.Client, "http://"+vip+"/", 10); len(words) != 10 {
 		t.Fatalf("%d answers", len(words))
@@ -45,7 +41,7 @@ func TestPrivilegedVRRPUseVMAC(t *testing.T) {
 
 // unicastConf turns director i's configuration into unicast VRRP: each
 // instance sends to the other director's address on its segment.
-func unicastConf(v *vrrpLab, i int, conf string) string {
+func (v *vrrpLab) unicastConf(i int, conf string) string {
 	p := 1 - i
 	conf = strings.Replace(conf, "    interface d0\n", fmt.Sprintf("    interface d0\n    unicast_src_ip %v\n    unicast_peer {\n        %v\n    }\n",
 		v.topo.DirClientIPs[i], v.topo.DirClientIPs[p]), 1)
@@ -57,21 +53,9 @@ func unicastConf(v *vrrpLab, i int, conf string) string {
 // multicast group; failover works the same.
 func TestPrivilegedVRRPUnicast(t *testing.T) {
 	v := newVRRPLab(t)
-	o := lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1"}
-	a := startUVSD(t, v.l, v.topo.Directors[0], unicastConf(v, 0, v.conf(0, o)), "--metrics", "127.0.0.1:9180")
-	v.waitState(t, 0, "MASTER", 5*time.Second)
-	startUVSD(t, v.l, v.topo.Directors[1], unicastConf(v, 1, v.conf(1, o)), "--metrics", "127.0.0.1:9180")
-	v.waitState(t, 1, "BACKUP", 5*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
-		if n := metric(t, v.topo.Directors[1], `uvs_vrrp_adverts_received_total{instance="VI_GW"}`); n < 5 {
-			return fmt.Errorf("%d unicast adverts received", n)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	a := v.startPair(t, lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1"}, v.unicastConf)
+	waitMetric(t, v.topo.Directors[1], `uvs_vrrp_adverts_received_total{instance="VI_GW"}`, 3*time.Second,
+		"at least 5 unicast adverts", func(n uint64) bool { return n >= 5 })
 	if err := a.proc.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -87,18 +71,12 @@ func TestPrivilegedVRRPUnicast(t *testing.T) {
 // returns and preempts.
 func TestPrivilegedVRRPTrackScript(t *testing.T) {
 	v := newVRRPLab(t)
-	o := lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1"}
 	down := filepath.Join(t.TempDir(), "down")
 	script := fmt.Sprintf("vrrp_script chk {\n    script \"/bin/sh -c '! test -e %s'\"\n    interval 1\n    fall 1\n    rise 1\n}\n", down)
-	conf := func(i int) string {
-		c := v.conf(i, o)
+	v.startPair(t, lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1"}, func(_ int, c string) string {
 		c = strings.Replace(c, "vrrp_sync_group", script+"\nvrrp_sync_group", 1)
 		return strings.Replace(c, "    interface d0\n", "    interface d0\n    track_script {\n        chk\n    }\n", 1)
-	}
-	startUVSD(t, v.l, v.topo.Directors[0], conf(0), "--metrics", "127.0.0.1:9180")
-	v.waitState(t, 0, "MASTER", 5*time.Second)
-	startUVSD(t, v.l, v.topo.Directors[1], conf(1), "--metrics", "127.0.0.1:9180")
-	v.waitState(t, 1, "BACKUP", 5*time.Second)
+	})
 	if err := os.WriteFile(down, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -120,14 +98,9 @@ func TestPrivilegedVRRPTrackScript(t *testing.T) {
 // Master_Down_Interval.
 func TestPrivilegedVRRPPersistenceSync(t *testing.T) {
 	v := newVRRPLab(t)
-	o := lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1"}
-	conf := func(i int) string {
-		return strings.ReplaceAll(v.conf(i, o), "    lb_kind NAT\n", "    lb_kind NAT\n    persistence_timeout 60\n")
-	}
-	a := startUVSD(t, v.l, v.topo.Directors[0], conf(0), "--metrics", "127.0.0.1:9180")
-	v.waitState(t, 0, "MASTER", 5*time.Second)
-	startUVSD(t, v.l, v.topo.Directors[1], conf(1), "--metrics", "127.0.0.1:9180")
-	v.waitState(t, 1, "BACKUP", 5*time.Second)
+	a := v.startPair(t, lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1"}, func(_ int, c string) string {
+		return strings.ReplaceAll(c, "    lb_kind NAT\n", "    lb_kind NAT\n    persistence_timeout 60\n")
+	})
 	vip := "http://" + v.topo.VIP.String() + "/"
 	// Another client network takes rr's first pick, so that the lab
 	// client's template names the server a fresh rr would not pick
@@ -150,16 +123,8 @@ func TestPrivilegedVRRPPersistenceSync(t *testing.T) {
 			t.Fatalf("persistence: answers %v from more than one server", first)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
-		if n := metric(t, v.topo.Directors[1], "uvs_sync_records_imported_total"); n < 5 {
-			return fmt.Errorf("%d records imported", n)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	waitMetric(t, v.topo.Directors[1], "uvs_sync_records_imported_total", 5*time.Second,
+		"at least 5", func(n uint64) bool { return n >= 5 })
 	stopped := time.Now()
 	if err := a.proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

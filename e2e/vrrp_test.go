@@ -56,7 +56,31 @@ func (v *vrrpLab) conf(i int, o lab.VRRPConfOptions) string {
 // startDirector starts uvsd on director i.
 func (v *vrrpLab) startDirector(t *testing.T, i int, o lab.VRRPConfOptions) *director {
 	t.Helper()
-	return startUVSD(t, v.l, v.topo.Directors[i], v.conf(i, o), "--metrics", "127.0.0.1:9180")
+	return v.startConf(t, i, v.conf(i, o))
+}
+
+// startConf starts uvsd on director i with conf.
+func (v *vrrpLab) startConf(t *testing.T, i int, conf string) *director {
+	t.Helper()
+	return startUVSD(t, v.l, v.topo.Directors[i], conf, "--metrics", "127.0.0.1:9180")
+}
+
+// startPair starts dirA and waits until it is MASTER, then dirB and waits
+// until it is BACKUP, each with its conf(i, o) changed by edit (if not
+// nil); it returns dirA's uvsd.
+func (v *vrrpLab) startPair(t *testing.T, o lab.VRRPConfOptions, edit func(i int, conf string) string) *director {
+	t.Helper()
+	conf := func(i int) string {
+		if edit == nil {
+			return v.conf(i, o)
+		}
+		return edit(i, v.conf(i, o))
+	}
+	a := v.startConf(t, 0, conf(0))
+	v.waitState(t, 0, "MASTER", 5*time.Second)
+	v.startConf(t, 1, conf(1))
+	v.waitState(t, 1, "BACKUP", 5*time.Second)
+	return a
 }
 
 func (v *vrrpLab) waitState(t *testing.T, i int, want string, within time.Duration) {
@@ -70,32 +94,25 @@ func (v *vrrpLab) waitState(t *testing.T, i int, want string, within time.Durati
 	}
 }
 
-// state reads the notify file of director i's VIP instance.
-func (v *vrrpLab) state(i int) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
-	if lab.WaitState(ctx, v.notify[i], lab.VRRPInstanceVIP, "MASTER") == nil {
-		return "MASTER"
+// state is what director i's notify script last recorded for its VIP
+// instance, "" if nothing yet.
+func (v *vrrpLab) state(t *testing.T, i int) string {
+	t.Helper()
+	s, err := lab.State(v.notify[i], lab.VRRPInstanceVIP)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return "not MASTER"
+	return s
 }
 
 // vipMAC is the MAC the client's neighbour table holds for the VIP.
 func (v *vrrpLab) vipMAC(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	out, err := v.topo.Client.Run(ctx, "ip", "neigh", "show", v.topo.VIP.String())
+	mac, err := v.topo.Client.NeighMAC(v.topo.VIP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := strings.Fields(out)
-	for i := range f {
-		if f[i] == "lladdr" && i+1 < len(f) {
-			return f[i+1]
-		}
-	}
-	return ""
+	return mac
 }
 
 func (v *vrrpLab) dirMAC(t *testing.T, i int) string {
@@ -261,10 +278,7 @@ func (d *download) check(t *testing.T) {
 func TestPrivilegedVRRPFailover(t *testing.T) {
 	v := newVRRPLab(t)
 	o := lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1"}
-	a := v.startDirector(t, 0, o)
-	v.waitState(t, 0, "MASTER", 5*time.Second)
-	b := v.startDirector(t, 1, o)
-	v.waitState(t, 1, "BACKUP", 5*time.Second)
+	a := v.startPair(t, o, nil)
 
 	// The BACKUP answers nothing and forwards nothing.
 	vip := v.topo.VIP.String()
@@ -286,16 +300,8 @@ func TestPrivilegedVRRPFailover(t *testing.T) {
 	// record imported after it started).
 	before := metric(t, v.topo.Directors[1], "uvs_sync_records_imported_total")
 	dl := startDownload(t, v.topo.Client, "http://"+vip+"/big", "1M")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
-		if n := metric(t, v.topo.Directors[1], "uvs_sync_records_imported_total"); n <= before {
-			return fmt.Errorf("%d records imported by the BACKUP, %d before the download", n, before)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	waitMetric(t, v.topo.Directors[1], "uvs_sync_records_imported_total", 10*time.Second,
+		fmt.Sprintf("more than the %d before the download", before), func(n uint64) bool { return n > before })
 
 	killed := time.Now()
 	if err := a.proc.Signal(syscall.SIGKILL); err != nil {
@@ -316,8 +322,7 @@ func TestPrivilegedVRRPFailover(t *testing.T) {
 
 	// The old MASTER returns: it gets the table from dirB, then preempts.
 	<-a.proc.Done()
-	startDirector2 := v.startDirector(t, 0, o)
-	_ = startDirector2
+	v.startDirector(t, 0, o)
 	v.waitState(t, 0, "MASTER", 10*time.Second)
 	v.waitState(t, 1, "BACKUP", 5*time.Second)
 	if n := metric(t, v.topo.Directors[0], "uvs_sync_records_imported_total"); n < 1 {
@@ -325,7 +330,6 @@ func TestPrivilegedVRRPFailover(t *testing.T) {
 	}
 	p.waitReplies(t, 20, 5*time.Second)
 	dl.check(t)
-	_ = b
 }
 
 // TestPrivilegedVRRPNoPreempt: with nopreempt the returning
@@ -333,10 +337,7 @@ func TestPrivilegedVRRPFailover(t *testing.T) {
 func TestPrivilegedVRRPNoPreempt(t *testing.T) {
 	v := newVRRPLab(t)
 	o := lab.VRRPConfOptions{Version: 3, AdvertInt: "0.1", NoPreempt: true}
-	a := v.startDirector(t, 0, o)
-	v.waitState(t, 0, "MASTER", 5*time.Second)
-	v.startDirector(t, 1, o)
-	v.waitState(t, 1, "BACKUP", 5*time.Second)
+	a := v.startPair(t, o, nil)
 	if err := a.proc.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -344,16 +345,17 @@ func TestPrivilegedVRRPNoPreempt(t *testing.T) {
 	<-a.proc.Done()
 	v.startDirector(t, 0, o)
 	v.waitState(t, 0, "BACKUP", 5*time.Second)
-	// Ten Master_Down_Intervals later it is still BACKUP.
-	deadline := time.Now().Add(4 * time.Second)
-	for time.Now().Before(deadline) {
-		if s := v.state(0); s == "MASTER" {
+	// Ten Master_Down_Intervals later it is still BACKUP: a state that
+	// must not change, sampled every 200 ms for 4 s.
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); <-tick.C {
+		if s := v.state(t, 0); s == "MASTER" {
 			t.Fatal("the nopreempt director took over")
 		}
 		if n := metric(t, v.topo.Directors[0], `uvs_vrrp_state{instance="VI_VIP"}`); n != 1 {
 			t.Fatalf("uvs_vrrp_state %d, want 1 (BACKUP)", n)
 		}
-		time.Sleep(200 * time.Millisecond) // sampling a state that must not change
 	}
 	words := curlClose(t, v.topo.Client, "http://"+v.topo.VIP.String()+"/", 10)
 	if len(words) != 10 {
@@ -386,16 +388,8 @@ func TestPrivilegedVRRPKeepalivedInterop(t *testing.T) {
 				v.startDirector(t, 1, tc.o)
 				v.waitState(t, 1, "BACKUP", 5*time.Second)
 				// keepalived's adverts keep uvsd BACKUP.
-				ctx, cancel := context.WithTimeout(context.Background(), tc.failover)
-				defer cancel()
-				if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
-					if n := metric(t, v.topo.Directors[1], `uvs_vrrp_adverts_received_total{instance="VI_VIP"}`); n == 0 {
-						return fmt.Errorf("uvsd received no advert from keepalived")
-					}
-					return nil
-				}); err != nil {
-					t.Fatalf("%v\n%s", err, metricsText(t, v.topo.Directors[1]))
-				}
+				waitMetric(t, v.topo.Directors[1], `uvs_vrrp_adverts_received_total{instance="VI_VIP"}`, tc.failover,
+					"adverts from keepalived", func(n uint64) bool { return n > 0 })
 				if err := ka.Stop(); err != nil {
 					t.Log(err)
 				}
@@ -465,18 +459,7 @@ func TestPrivilegedVRRPBadAdverts(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if s := v.state(0); s != "MASTER" {
+	if s := v.state(t, 0); s != "MASTER" {
 		t.Fatalf("state %s after bad adverts", s)
 	}
-}
-
-func metricsText(t *testing.T, ns *lab.NS) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	out, err := ns.Run(ctx, "curl", "-sS", "http://127.0.0.1:9180/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
+	"time"
 )
 
 // maxEchoErrors ends a UDP echo that only gets errors, rather than spin.
@@ -55,4 +57,35 @@ func (n *NS) StartUDPEcho(port int) (stop func(), err error) {
 		}
 	}()
 	return stop, nil
+}
+
+// udpAskTimeout bounds UDPAsk's exchange.
+const udpAskTimeout = 3 * time.Second
+
+// UDPAsk sends payload to to from a fresh socket in the namespace (a new
+// source port, so a new connection for a load balancer) and returns the
+// first datagram that comes back, waiting at most 3 s. A failed read's
+// error wraps the socket's, so that errors.Is sees, say,
+// syscall.ECONNREFUSED for an ICMP port unreachable.
+func (n *NS) UDPAsk(to netip.AddrPort, payload string) (string, error) {
+	var reply string
+	err := n.Do(func() error {
+		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(to))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(udpAskTimeout))
+		if _, err := c.Write([]byte(payload)); err != nil {
+			return err
+		}
+		buf := make([]byte, 64<<10)
+		k, err := c.Read(buf)
+		if err != nil {
+			return fmt.Errorf("reply from %v: %w", to, err)
+		}
+		reply = string(buf[:k])
+		return nil
+	})
+	return reply, err
 }

@@ -37,8 +37,8 @@ type VRRPConfOptions struct {
 	// and the sync group run on every transition: it writes the new state
 	// (MASTER, BACKUP, FAULT, STOP) to NotifyDir/<name>.state and appends
 	// it to NotifyDir/<name>.log, name being VI_VIP, VI_GW or VG (see
-	// WaitState). KeepalivedConf writes the script, mode 0755; if that
-	// fails, WaitState says why.
+	// State, WaitState). KeepalivedConf writes the script, mode 0755; if
+	// that fails, WaitState says why.
 	NotifyDir string
 	// Sync emits `lvs_sync_daemon d1 VI_GW id 7` in global_defs.
 	// Keepalived's VRRP process then needs ip_vs: without it (as on the
@@ -71,9 +71,12 @@ printf '%s\n' "$3" >"$d/$2.state.$$" && mv -f "$d/$2.state.$$" "$d/$2.state"
 `
 )
 
-// writeNotifyScript writes the notify script into dir and returns its
-// path.
-func writeNotifyScript(dir string) (string, error) {
+// WriteNotifyScript writes the lab's notify script (the one
+// VRRPConfOptions.NotifyDir gets) into dir, created if missing, and
+// returns its absolute path, for a keepalived.conf of one's own: as
+// `notify "<path>"` of an instance or sync group, it records each new
+// state for State and WaitState.
+func WriteNotifyScript(dir string) (string, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return "", err
@@ -103,7 +106,7 @@ func (t *VRRPLab) KeepalivedConf(i int, o VRRPConfOptions) string {
 	w("! uvs VRRP lab: director %s (%d of %d)\n", dirName(i), i+1, len(t.DirClientIPs))
 	notify := ""
 	if o.NotifyDir != "" {
-		p, err := writeNotifyScript(o.NotifyDir)
+		p, err := WriteNotifyScript(o.NotifyDir)
 		if err != nil {
 			w("! notify script: %v\n", err)
 		}
@@ -293,24 +296,34 @@ func (k *Keepalived) Kill() error {
 	return nil
 }
 
+// State is the state (MASTER, BACKUP, FAULT, STOP) the notify script of
+// VRRPConfOptions.NotifyDir (or WriteNotifyScript) last recorded for
+// instance (an instance or sync group name), "" if none yet.
+func State(notifyDir, instance string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(notifyDir, instance+".state"))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	return strings.TrimSpace(string(b)), err
+}
+
 // WaitState waits until the notify script of VRRPConfOptions.NotifyDir
 // has recorded want (MASTER, BACKUP, FAULT, STOP) as the state of
 // instance (an instance or sync group name: VI_VIP, VI_GW, VG), polling
 // its state file every 10 ms until ctx ends.
 func WaitState(ctx context.Context, notifyDir, instance, want string) error {
-	f := filepath.Join(notifyDir, instance+".state")
 	err := Eventually(ctx, 10*time.Millisecond, func() error {
-		b, err := os.ReadFile(f)
-		if errors.Is(err, os.ErrNotExist) {
+		got, err := State(notifyDir, instance)
+		if err != nil {
+			return err
+		}
+		if got == "" {
 			if _, serr := os.Stat(filepath.Join(notifyDir, notifyScript)); serr != nil {
 				return fmt.Errorf("no notify script: %w", serr)
 			}
 			return fmt.Errorf("%s: no state yet", instance)
 		}
-		if err != nil {
-			return err
-		}
-		if got := strings.TrimSpace(string(b)); got != want {
+		if got != want {
 			return fmt.Errorf("%s is %s", instance, got)
 		}
 		return nil

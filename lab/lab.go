@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -219,6 +221,22 @@ func (n *NS) MAC(dev string) (net.HardwareAddr, error) {
 		return nil
 	})
 	return mac, err
+}
+
+// NeighMAC is the hardware address of the namespace's neighbour entry for
+// ip (`ip neigh show`), "" if it has none.
+func (n *NS) NeighMAC(ip netip.Addr) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	out, err := n.Run(ctx, "ip", "neigh", "show", ip.String())
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(out)
+	if i := slices.Index(f, "lladdr"); i >= 0 && i+1 < len(f) {
+		return f[i+1], nil
+	}
+	return "", nil
 }
 
 // Exec returns a command that runs inside the namespace.

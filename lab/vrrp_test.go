@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -137,7 +136,7 @@ func TestVRRPConfParses(t *testing.T) {
 // its state with WaitState; it needs no root.
 func TestNotifyScript(t *testing.T) {
 	dir := t.TempDir()
-	p, err := writeNotifyScript(dir)
+	p, err := WriteNotifyScript(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,29 +162,6 @@ func TestNotifyScript(t *testing.T) {
 	if err := WaitState(short, t.TempDir(), VRRPInstanceGW, "MASTER"); err == nil || !strings.Contains(err.Error(), "no notify script") {
 		t.Errorf("WaitState without a script: %v", err)
 	}
-}
-
-// pingOnce pings to once from ns, waiting at most 1 s for the reply.
-func pingOnce(ns *NS, to netip.Addr) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if out, err := ns.Run(ctx, "ping", "-c1", "-W1", to.String()); err != nil {
-		return fmt.Errorf("%s → %v: %w\n%s", ns.Short(), to, err, out)
-	}
-	return nil
-}
-
-// neighMAC is ns's neighbour entry's hardware address for ip, "" if none.
-func neighMAC(ns *NS, ip netip.Addr) (string, error) {
-	out, err := ns.Run(context.Background(), "ip", "neigh", "show", ip.String())
-	if err != nil {
-		return "", err
-	}
-	f := strings.Fields(out)
-	if i := slices.Index(f, "lladdr"); i >= 0 && i+1 < len(f) {
-		return f[i+1], nil
-	}
-	return "", nil
 }
 
 // addrs is ns's `ip -o addr show` output.
@@ -265,22 +241,7 @@ func TestPrivilegedVRRPTopology(t *testing.T) {
 		if out, err := curl(topo.Directors[k%2], "http://"+topo.RSIPs[k].String()+"/"); err != nil || out != want {
 			t.Errorf("GET / of rs%d from %s: %q (%v), want %q", k+1, topo.Directors[k%2].Short(), out, err, want)
 		}
-		var got string
-		err := topo.Directors[0].Do(func() error {
-			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(topo.RSIPs[k], VRRPUDPPort)))
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-			if _, err := c.Write([]byte("hi")); err != nil {
-				return err
-			}
-			buf := make([]byte, 100)
-			n, err := c.Read(buf)
-			got = string(buf[:n])
-			return err
-		})
+		got, err := topo.Directors[0].UDPAsk(netip.AddrPortFrom(topo.RSIPs[k], VRRPUDPPort), "hi")
 		if want := fmt.Sprintf("rs%d:hi", k+1); err != nil || got != want {
 			t.Errorf("UDP echo of rs%d: %q (%v), want %q", k+1, got, err, want)
 		}
@@ -370,7 +331,7 @@ func TestPrivilegedVRRPKeepalived(t *testing.T) {
 					if err := pingOnce(topo.Client, topo.VIP); err != nil {
 						return err
 					}
-					mac, err := neighMAC(topo.Client, topo.VIP)
+					mac, err := topo.Client.NeighMAC(topo.VIP)
 					if err != nil {
 						return err
 					}
