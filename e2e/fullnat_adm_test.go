@@ -117,7 +117,9 @@ func TestPrivilegedFullNATAdm(t *testing.T) {
 	for _, w := range curlClose(t, n.client, "http://"+vip+"/", 100) {
 		got[w]++
 	}
-	// Each of the two workers keeps its own rr position.
+	// rr is shared by the workers, but a SYN refused for want of a
+	// local port (before -P) and retried can shift the sequence: about
+	// 50/50 is what this test asks.
 	if got["rs1"]+got["rs2"] != 100 || got["rs1"] < 35 || got["rs2"] < 35 {
 		t.Fatalf("rr split %v, want about 50/50", got)
 	}
