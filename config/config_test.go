@@ -120,8 +120,7 @@ func TestNATTwoDirectors(t *testing.T) {
 
 func TestDRFWMark(t *testing.T) {
 	c := mustParseFile(t, "testdata/dr_fwmark.conf")
-	// Accepted, as keepalived accepts it, but uvs says it cannot serve it.
-	if got, want := warnings(c), []string{"testdata/dr_fwmark.conf:24: virtual_server fwmark 1: " + fwmarkUnseen}; !slices.Equal(got, want) {
+	if got, want := warnings(c), []string(nil); !slices.Equal(got, want) {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	vi := c.VRRPInstances[0]
@@ -384,7 +383,7 @@ func TestWarnings(t *testing.T) {
 		{"no protocol", "virtual_server 10.0.0.1 80 {\n  real_server 10.0.0.2 80 { }\n}\n",
 			[]string{"t.conf:1: virtual_server 10.0.0.1:80: no protocol, TCP assumed (keepalived assumes UDP)"}},
 		{"protocol with fwmark", "virtual_server fwmark 1 {\n  protocol TCP\n  real_server 10.0.0.2 { }\n}\n",
-			[]string{"t.conf:1: virtual_server fwmark 1: protocol is ignored for a fwmark service", "t.conf:1: virtual_server fwmark 1: " + fwmarkUnseen}},
+			[]string{"t.conf:1: virtual_server fwmark 1: protocol is ignored for a fwmark service"}},
 		{"no real servers", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n}\n",
 			[]string{"t.conf:1: virtual_server 10.0.0.1:80 has no real servers, ignored"}},
 		{"zero port", "virtual_server 10.0.0.1 {\n  protocol TCP\n  real_server 10.0.0.2 { }\n}\n",
@@ -396,11 +395,9 @@ func TestWarnings(t *testing.T) {
 		{"quorum above weights", "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  quorum 5\n  real_server 10.0.0.2 80 { }\n}\n",
 			[]string{"t.conf:1: virtual_server 10.0.0.1:80: quorum 5 exceeds the total weight 1 of its real servers, reduced"}},
 		{"DR fwmark rs port cleared", "virtual_server fwmark 2 {\n  lb_kind DR\n  real_server 10.0.0.2 80 { }\n}\n",
-			[]string{"t.conf:3: real_server 10.0.0.2:80: port is ignored for a fwmark service in DR, cleared", "t.conf:1: virtual_server fwmark 2: " + fwmarkUnseen}},
-		{"fwmark service gets no traffic", "virtual_server fwmark 9 {\n  lb_kind NAT\n  real_server 10.0.0.2 80 {\n  }\n}\n",
-			[]string{"t.conf:1: virtual_server fwmark 9: firewall marks are set by netfilter after uvs captures a packet; uvs cannot see them, so this service gets no traffic"}},
-		{"fwmark in a group gets no traffic", "virtual_server_group G {\n  10.0.0.1 80\n  fwmark 4\n}\nvirtual_server group G {\n  protocol TCP\n  real_server 10.0.0.2 80 { }\n}\n",
-			[]string{"t.conf:3: virtual_server_group G: fwmark 4: " + fwmarkUnseen}},
+			[]string{"t.conf:3: real_server 10.0.0.2:80: port is ignored for a fwmark service in DR, cleared"}},
+		{"fwmark in a group with use_vmac", "vrrp_instance V {\n  interface eth0\n  virtual_router_id 5\n  use_vmac\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\nvirtual_server_group G {\n  10.0.0.1 80\n  fwmark 4\n}\nvirtual_server group G {\n  protocol TCP\n  real_server 10.0.0.2 80 { }\n}\n",
+			[]string{"t.conf:1: vrrp_instance V: use_vmac: the kernel drops frames to a virtual MAC before netfilter marks them, so fwmark services get none of this instance's traffic"}},
 		{"fwmark without real servers only ignored", "virtual_server fwmark 9 {\n}\n",
 			[]string{"t.conf:1: virtual_server fwmark 9 has no real servers, ignored"}},
 		{"sync group with unknown member", "vrrp_sync_group G {\n  group {\n    NOPE\n  }\n}\n",

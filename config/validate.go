@@ -180,28 +180,19 @@ func (p *parser) validate() {
 		}
 		seen[k] = e.VS.Pos
 	}
-	for i := range c.VirtualServers {
-		vs := &c.VirtualServers[i]
-		if vs.FWMark != 0 {
-			p.warn(vs.Pos, "virtual_server fwmark %d: %s", vs.FWMark, fwmarkUnseen)
-			continue
-		}
-		if vs.Group == "" {
-			continue
-		}
-		for _, e := range c.VirtualServerGroups[vs.Group].Entries {
-			if e.FWMark != 0 {
-				p.warn(e.Pos, "virtual_server_group %s: fwmark %d: %s", vs.Group, e.FWMark, fwmarkUnseen)
+	fwmark := false
+	for _, e := range c.ExpandedServices() {
+		fwmark = fwmark || e.FWMark != 0
+	}
+	if fwmark {
+		for _, vi := range c.VRRPInstances {
+			if vi.UseVMAC {
+				p.warn(vi.Pos, "vrrp_instance %s: use_vmac: the kernel drops frames to a virtual MAC before netfilter marks them, so fwmark services get none of this instance's traffic", vi.Name)
 			}
 		}
 	}
 	p.validateVRRP()
 }
-
-// fwmarkUnseen is why a firewall mark service is accepted, as keepalived
-// accepts it, but never served: the dataplane reads frames from
-// AF_PACKET, which taps them before netfilter's mangle table marks them.
-const fwmarkUnseen = "firewall marks are set by netfilter after uvs captures a packet; uvs cannot see them, so this service gets no traffic"
 
 func (p *parser) validateVS(vs *VirtualServer) {
 	if vs.LAddrGroup != "" {

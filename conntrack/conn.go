@@ -28,6 +28,10 @@ const (
 	// has not yet seen a packet of its client here: its client-side
 	// interface is a guess until then.
 	FlagSynced
+	// FlagFwmark marks a connection of a firewall-mark service: its
+	// client's connection openers come through the netfilter queue,
+	// which carries the mark, not through the capture rings.
+	FlagFwmark
 )
 
 const protoUDP = 17

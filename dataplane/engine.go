@@ -41,7 +41,10 @@ type Config struct {
 	// Spin is how long a worker busy-polls its rings after traffic
 	// before sleeping in poll(2); 0 never spins.
 	Spin time.Duration
-	Log  *slog.Logger
+	// MarkSlots, when positive, gives each worker a ring of that many
+	// slots for packets of fwmark services (InjectMarked).
+	MarkSlots int
+	Log       *slog.Logger
 }
 
 // HostStack hands an IPv4 packet, checksums complete, to this host's own
@@ -61,6 +64,12 @@ type Engine struct {
 	// syncMaster is whether the workers send connection changes to the
 	// backup; the VRRP state of the sync instance sets it.
 	syncMaster atomic.Bool
+
+	// InjectMarked's state, its caller's alone but for the counters.
+	markSnap  *service.Snapshot
+	markSteer steering
+	markWoken []bool
+	markStats struct{ full, badIface, invalid atomic.Uint64 }
 }
 
 // New opens every worker's ports. With more than one worker, the ports of
@@ -84,7 +93,7 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 	if len(ifaces) == 0 {
 		return nil, errors.New("dataplane: no interfaces to capture on")
 	}
-	e := &Engine{cfg: cfg, model: model, ifaces: ifaces}
+	e := &Engine{cfg: cfg, model: model, ifaces: ifaces, markWoken: make([]bool, cfg.Workers)}
 	shared := &sharedScheds{}
 	// Fanout group IDs are per network namespace; derive them from the
 	// PID so two daemons in one namespace do not join each other's group.
@@ -124,6 +133,15 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 			}
 			w.ports = append(w.ports, p)
 			w.pfds = append(w.pfds, unix.PollFd{Fd: int32(p.fd), Events: unix.POLLIN})
+		}
+		if cfg.MarkSlots > 0 {
+			r, err := newMarkRing(cfg.MarkSlots)
+			if err != nil {
+				e.Close()
+				return nil, fmt.Errorf("worker %d: mark ring: %w", wi, err)
+			}
+			w.marks = r
+			w.pfds = append(w.pfds, unix.PollFd{Fd: int32(r.wake), Events: unix.POLLIN})
 		}
 		w.nworkers = cfg.Workers
 		w.adopt(model.Snapshot())
@@ -207,6 +225,9 @@ func (e *Engine) Close() {
 		for _, p := range w.ports {
 			p.close()
 		}
+		if w.marks != nil {
+			w.marks.close()
+		}
 	}
 }
 
@@ -257,6 +278,9 @@ func (e *Engine) Counters() Counters {
 		c.SyncIn += s.syncIn.load()
 		c.SyncNoService += s.syncNoService.load()
 		c.SyncRefused += s.syncRefused.load()
+		c.MarkIn += s.markIn.load()
+		c.MarkDup += s.markDup.load()
+		c.MarkDeferred += s.markDeferred.load()
 		for _, p := range w.ports {
 			c.RingOverruns += p.ringOverruns()
 		}

@@ -90,7 +90,11 @@ type workerStats struct {
 	// the queue was full, received and inserted, received for a service
 	// or server this director does not have, refused by a full table.
 	syncOut, syncDropped, syncIn, syncNoService, syncRefused counter
-	drops                                                    [numDropReasons]counter
+	// Firewall marks (marks.go): packets taken from the mark ring,
+	// marked copies left to the ring's copy, ring copies left to the
+	// queue.
+	markIn, markDup, markDeferred counter
+	drops                         [numDropReasons]counter
 	// by service ID and destination ID; replaced (grown) by the worker
 	// when a snapshot brings new IDs.
 	svc  atomic.Pointer[[]ipvsCounters]
@@ -125,6 +129,7 @@ type Counters struct {
 	RingOverruns                                                     uint64 // frames the kernel dropped: receive ring full
 	FromPeer, LocalOut                                               uint64
 	SyncOut, SyncDropped, SyncIn, SyncNoService, SyncRefused         uint64
+	MarkIn, MarkDup, MarkDeferred                                    uint64
 	Drops                                                            map[string]uint64
 	PerWorkerRx                                                      []uint64
 }

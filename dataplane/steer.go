@@ -75,7 +75,20 @@ func steeringOf(s *service.Snapshot) steering {
 			st.mask = ^uint32(0) << (32 - bits)
 		}
 	}
-	slices.SortFunc(st.lips, func(a, b [4]byte) int { return slices.Compare(a[:], b[:]) })
+	if len(s.Marks) > 0 {
+		// A fwmark service has no address of its own: its packets
+		// reach us for any address we answer for, steered as a VIP's.
+		for _, m := range []map[[4]byte]bool{s.Owned, s.Standby} {
+			for a := range m {
+				if !slices.Contains(st.vips, a) && !slices.Contains(st.lips, a) {
+					st.vips = append(st.vips, a)
+				}
+			}
+		}
+	}
+	byAddr := func(a, b [4]byte) int { return slices.Compare(a[:], b[:]) }
+	slices.SortFunc(st.vips, byAddr)
+	slices.SortFunc(st.lips, byAddr)
 	return st
 }
 

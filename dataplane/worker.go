@@ -111,6 +111,10 @@ type worker struct {
 	// shared holds the schedulers shared by the workers (nil: one
 	// worker, or tests).
 	shared *sharedScheds
+	// marks brings packets netfilter marked for fwmark services; mark
+	// is the current packet's (0: it came from a ring).
+	marks *markRing
+	mark  uint32
 }
 
 func (w *worker) portByIf(ifindex int32) *port {
@@ -181,6 +185,9 @@ func (w *worker) run(ctx context.Context) {
 			w.importSynced()
 		}
 		n := 0
+		if w.marks != nil {
+			n = w.drainMarks()
+		}
 		for _, p := range w.ports {
 			for k := 0; k < w.batch; k++ {
 				f, ok := p.next()
@@ -200,6 +207,9 @@ func (w *worker) run(ctx context.Context) {
 		}
 		for _, p := range w.ports {
 			p.releaseHeld()
+		}
+		if w.marks != nil {
+			w.marks.release()
 		}
 		w.arena.n = 0
 		w.stats.rxFrames.add(uint64(n))
@@ -224,8 +234,13 @@ func (w *worker) run(ctx context.Context) {
 			// sweeping whenever the ring is momentarily empty would
 			// put a millisecond in front of every packet of a
 			// moderate load.
-			if k, _ := unix.Poll(w.pfds, 20); k == 0 {
+			k, _ := unix.Poll(w.pfds, 20)
+			if k == 0 {
 				w.ct.Reap(monotime(), idleReapBudget, w.expire)
+			}
+			if w.marks != nil && w.pfds[len(w.pfds)-1].Revents != 0 {
+				var v [8]byte
+				unix.Read(w.marks.wake, v[:])
 			}
 		}
 	}
@@ -339,7 +354,9 @@ func (w *worker) ipv4(p *port, buf []byte) {
 	}
 	proto := ip.Protocol()
 	if ip.IsFragment() {
-		if owned() {
+		if w.mark != 0 {
+			w.stats.markDup.add(1)
+		} else if owned() {
 			w.drop(dropFragment)
 		} else {
 			w.stats.ignored.add(1)
@@ -350,9 +367,15 @@ func (w *worker) ipv4(p *port, buf []byte) {
 	case header.ProtoTCP, header.ProtoUDP:
 		w.l4(p, buf, ip, mode)
 	case header.ProtoICMP:
+		if w.mark != 0 {
+			w.stats.markDup.add(1) // the ring's copy is answered
+			return
+		}
 		w.icmp(p, buf, ip, owned())
 	default:
-		if owned() {
+		if w.mark != 0 {
+			w.stats.markDup.add(1)
+		} else if owned() {
 			w.drop(dropUnknownProto)
 		} else {
 			w.stats.ignored.add(1)
@@ -382,10 +405,28 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 		u := header.UDP(l4)
 		sport, dport = u.SrcPort(), u.DstPort()
 	}
+	if w.mark != 0 && !queuedByMark(proto, tcpFlags) {
+		// Only openers and UDP are the queue's: whatever queued this
+		// one, its ring copy is acted on.
+		w.stats.markDup.add(1)
+		return
+	}
 	tuple := conntrack.Tuple{Src: ip.Src(), Dst: ip.Dst(), SPort: sport, DPort: dport, Proto: proto}
 	if id, dir, ok := w.ct.Lookup(&tuple); ok {
 		if w.nworkers > 1 {
 			w.checkOwner(&tuple, dir)
+		}
+		if fw := w.ct.Get(id).Flags&conntrack.FlagFwmark != 0 && dir == conntrack.DirOrig; fw != (w.mark != 0) {
+			// Each packet is acted on once, from the ring or from
+			// the queue (marks.go).
+			if w.mark != 0 {
+				w.stats.markDup.add(1)
+				return
+			}
+			if queuedByMark(proto, tcpFlags) {
+				w.stats.markDeferred.add(1)
+				return
+			}
 		}
 		if !(dir == conntrack.DirOrig && w.reuse(id, proto, tcpFlags)) {
 			w.forward(p, buf, ip, mode, id, dir, tcpFlags)
@@ -396,11 +437,25 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 	if w.nworkers > 1 {
 		w.checkOwner(&tuple, conntrack.DirOrig)
 	}
-	si, ok := w.snap.Lookup(proto, tuple.Dst, dport)
-	if !ok {
-		if w.snap.Owned[tuple.Dst] {
+	var si int
+	var ok bool
+	if w.mark != 0 {
+		if si, ok = w.snap.LookupMark(w.mark); !ok {
+			// No such service (any more): the ring copy was the one.
+			w.stats.markDup.add(1)
+			return
+		}
+		if w.snap.Standby[tuple.Dst] {
+			w.drop(dropStandby)
+			return
+		}
+	} else if si, ok = w.snap.Lookup(proto, tuple.Dst, dport); !ok {
+		switch {
+		case w.deferToMarks(proto, tcpFlags):
+			w.stats.markDeferred.add(1)
+		case w.snap.Owned[tuple.Dst]:
 			w.drop(dropNoService)
-		} else {
+		default:
 			w.stats.ignored.add(1)
 		}
 		return
@@ -437,7 +492,11 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 		Dst:   netip.AddrPortFrom(netip.AddrFrom4(tuple.Dst), dport),
 		Now:   w.now,
 	}
-	tpl, destID, ok := w.persist(svc, tuple.Src, tuple.Dst, dport)
+	vaddr, vport := tuple.Dst, dport
+	if w.mark != 0 {
+		vaddr, vport = markVAddr(svc), 0
+	}
+	tpl, destID, ok := w.persist(svc, tuple.Src, vaddr, vport)
 	if !ok {
 		if st.shared != nil {
 			destID, ok = st.shared.pick(w.snap, svc, &w.sp)
@@ -457,9 +516,15 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 		w.drop(dropNoNextHop)
 		return
 	}
+	rport := d.Port
+	if rport == 0 {
+		// A fwmark service's server without a port takes the packet's
+		// (IPVS: dest->port ? dest->port : vport).
+		rport = dport
+	}
 	c := conntrack.Conn{
 		Orig:      tuple,
-		Reply:     conntrack.Tuple{Src: d.Addr, Dst: tuple.Src, SPort: d.Port, DPort: sport, Proto: proto},
+		Reply:     conntrack.Tuple{Src: d.Addr, Dst: tuple.Src, SPort: rport, DPort: sport, Proto: proto},
 		Svc:       svc.ID,
 		Dest:      destID,
 		Fwd:       uint8(d.Fwd),
@@ -484,6 +549,9 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 		// one side, and IPVS uses its INPUT-ONLY state table.
 		c.Flags |= conntrack.FlagNoOutput
 	}
+	if w.mark != 0 {
+		c.Flags |= conntrack.FlagFwmark
+	}
 	c.Init(w.now, &w.timeouts)
 	id, err := w.ct.Insert(&c)
 	if err != nil {
@@ -497,7 +565,7 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 	// IPVS binds a new connection as inactive (IP_VS_CONN_F_INACTIVE).
 	d.Conns.Inactive.Add(1)
 	if svc.Cfg.Persistent {
-		w.template(id, tpl, svc, destID, tuple.Src, tuple.Dst, dport)
+		w.template(id, tpl, svc, destID, tuple.Src, vaddr, vport)
 	}
 	w.svcC[svc.ID].conns.add(1)
 	w.destC[destID].conns.add(1)

@@ -29,6 +29,8 @@ type Snapshot struct {
 	VMACs    map[[4]byte][6]byte
 	VMACList [][6]byte
 	Timeouts Timeouts
+	// Marks are the firewall marks of the fwmark services, sorted.
+	Marks []uint32
 
 	byKey   map[Key]int
 	vips    map[[4]byte]bool
@@ -63,6 +65,12 @@ type DestSnap struct {
 // allocate.
 func (s *Snapshot) Lookup(proto uint8, addr [4]byte, port uint16) (int, bool) {
 	i, ok := s.byKey[Key{Proto: proto, Addr: addr, Port: port}]
+	return i, ok
+}
+
+// LookupMark finds the service of a firewall mark.
+func (s *Snapshot) LookupMark(mark uint32) (int, bool) {
+	i, ok := s.byKey[Key{FWMark: mark}]
 	return i, ok
 }
 
@@ -115,6 +123,8 @@ func (m *Model) publishLocked() {
 		if svc.Cfg.Key.FWMark == 0 {
 			s.vips[svc.Cfg.Key.Addr] = true
 			s.Owned[svc.Cfg.Key.Addr] = true
+		} else {
+			s.Marks = append(s.Marks, svc.Cfg.Key.FWMark)
 		}
 		s.Services = append(s.Services, ss)
 	}
@@ -133,6 +143,7 @@ func (m *Model) publishLocked() {
 		s.vipList = append(s.vipList, a)
 	}
 	slices.SortFunc(s.vipList, func(a, b [4]byte) int { return slices.Compare(a[:], b[:]) })
+	slices.Sort(s.Marks)
 	m.snap.Store(s)
 }
 
