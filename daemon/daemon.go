@@ -30,7 +30,10 @@ type Options struct {
 	Spin        time.Duration
 	// ExpireNodestConn is IPVS's expire_nodest_conn sysctl.
 	ExpireNodestConn bool
-	Log              *slog.Logger
+	// FWMarkQueue is the NFQUEUE number that brings fwmark services'
+	// packets (0: DefaultFWMarkQueue).
+	FWMarkQueue uint16
+	Log         *slog.Logger
 }
 
 // Daemon is a running uvsd.
@@ -47,9 +50,10 @@ type Daemon struct {
 
 	resolve chan struct{}
 
-	vrrp *vrrpManager
-	sync *syncer
-	host *colocated
+	vrrp  *vrrpManager
+	sync  *syncer
+	host  *colocated
+	marks atomic.Pointer[fwmarkQueue]
 
 	ctx          context.Context
 	checksMu     sync.Mutex
@@ -90,6 +94,9 @@ func Run(ctx context.Context, opts Options) error {
 	if log == nil {
 		log = slog.Default()
 	}
+	if opts.FWMarkQueue == 0 {
+		opts.FWMarkQueue = DefaultFWMarkQueue
+	}
 	cfg, err := config.ParseFile(opts.ConfigFile)
 	if err != nil {
 		return err
@@ -126,7 +133,7 @@ func Run(ctx context.Context, opts Options) error {
 	if d.vrrp != nil {
 		d.model.SetStandby(d.vrrp.allAddrs(), true)
 	}
-	dcfg := dataplane.Config{Workers: opts.Workers, Spin: opts.Spin, Log: log}
+	dcfg := dataplane.Config{Workers: opts.Workers, Spin: opts.Spin, MarkSlots: markSlots, Log: log}
 	sd := cfg.Global.LVSSyncDaemon
 	if sd != nil && (d.vrrp == nil || d.vrrp.syncInst == nil) {
 		log.Warn("lvs_sync_daemon needs a vrrp_instance to follow: connection sync is off")
@@ -194,6 +201,8 @@ func Run(ctx context.Context, opts Options) error {
 	go func() { defer wg.Done(); d.resolver(ctx) }()
 	go func() { defer wg.Done(); d.estimate(ctx) }()
 	go d.reloads(ctx)
+	wg.Add(1)
+	go func() { defer wg.Done(); d.runMarks(ctx) }()
 	if d.sync != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); d.sync.run(ctx) }()

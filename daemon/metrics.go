@@ -103,6 +103,7 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 		fmt.Fprintf(w, "uvs_dataplane_worker_rx_frames_total{worker=\"%d\"} %d\n", i, v)
 	}
 	d.writeVRRPMetrics(w, &c)
+	d.writeMarkMetrics(w, c.MarkIn, c.MarkDup, c.MarkDeferred)
 }
 
 // writeCounter writes one unlabelled counter in Prometheus text format.

@@ -74,7 +74,7 @@ func statsLine(t *testing.T, out, prefix string) [5]uint64 {
 		}
 		key := f[0]
 		rest := f[1:]
-		if key == "->" || key == "TCP" || key == "UDP" {
+		if key == "->" || key == "TCP" || key == "UDP" || key == "FWM" {
 			if len(f) < 2 {
 				continue
 			}

@@ -28,6 +28,7 @@ func main() {
 		debug   = flag.Bool("debug", false, "log debug messages")
 		metrics = flag.String("metrics", "", "serve Prometheus metrics on `addr` (host:port); off by default")
 		spin    = flag.Duration("spin", 0, "keep polling the rings for this long after traffic before sleeping (0: never)")
+		fwq     = flag.Uint("fwmark-queue", daemon.DefaultFWMarkQueue, "NFQUEUE `number` that brings the packets of fwmark services")
 		nodest  = flag.Bool("expire-nodest-conn", false, "IPVS's net.ipv4.vs.expire_nodest_conn: expire a removed real server's connection at its next packet (default: drop its packets until it times out)")
 	)
 	flag.StringVar(file, "use-file", *file, "same as -f")
@@ -60,11 +61,15 @@ func main() {
 		fmt.Printf("%s: configuration OK\n", *file)
 		return
 	}
+	if *fwq == 0 || *fwq > 65535 {
+		fmt.Fprintln(os.Stderr, "uvsd: -fwmark-queue must be 1 to 65535")
+		os.Exit(2)
+	}
 	n := *workers
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
-	if err := daemon.Run(context.Background(), daemon.Options{ConfigFile: *file, ControlPath: *ctl, Workers: n, MetricsAddr: *metrics, Spin: *spin, ExpireNodestConn: *nodest, Log: log}); err != nil {
+	if err := daemon.Run(context.Background(), daemon.Options{ConfigFile: *file, ControlPath: *ctl, Workers: n, MetricsAddr: *metrics, Spin: *spin, ExpireNodestConn: *nodest, FWMarkQueue: uint16(*fwq), Log: log}); err != nil {
 		fmt.Fprintln(os.Stderr, "uvsd:", err)
 		os.Exit(1)
 	}
