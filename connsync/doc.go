@@ -22,23 +22,23 @@
 //
 // # Wire format
 //
-// One UDP datagram carries a 16-byte header, Count records of 40 bytes and
+// One UDP datagram carries a 16-byte header, Count records of 44 bytes and
 // a 16-byte MAC, all integers big endian. With the default 1472-byte limit
-// (a 1500-byte MTU less the IPv4 and UDP headers) a datagram holds 36
-// records and fills the limit exactly.
+// (a 1500-byte MTU less the IPv4 and UDP headers) a datagram holds 32
+// records in 1440 bytes; a 33rd would make it 1484.
 //
 //	 0                   1                   2                   3
 //	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //	|                      Magic "UVSC"                             |
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-//	|  Version (1)  |     Kind      |    Sync ID    |     Count     |
+//	|  Version (2)  |     Kind      |    Sync ID    |     Count     |
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //	|                           Boot ID                             |
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //	|                          Sequence                             |
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-//	|                  Count records of 40 bytes                    |
+//	|                  Count records of 44 bytes                    |
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //	|        MAC: HMAC-SHA256 of all the above, first 16 bytes      |
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
@@ -48,8 +48,11 @@
 // a multicast group, and a receiver drops the other pairs' datagrams. Boot
 // ID is random per process, so a receiver can tell that the master
 // restarted; Sequence counts datagrams per sender. A one-byte Count caps a
-// datagram at 255 records (10232 bytes), more than a 9000-byte jumbo frame
-// holds.
+// datagram at 255 records (11252 bytes), more than a 9000-byte jumbo frame
+// holds. A datagram of another version is dropped before anything else in
+// it is read (DropBadVersion), so a director of an older build is told
+// apart rather than refused for its length or misread: version 1 had
+// 40-byte records without the firewall mark.
 //
 // One record:
 //
@@ -76,6 +79,15 @@
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //	|                     Timeout (seconds left)                    |
 //	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|          Firewall mark (0: a service with an address)         |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//
+// A fwmark service (virtual_server fwmark N) has no address, so its
+// connections carry the mark, as IPVS's version 1 sync protocol carries it
+// in an option: the receiver finds the service by the mark, and Virtual
+// service address and port are what the client connected to (a
+// persistence template's are the mark written as an IPv4 address and port
+// 0, IPVS's key for it).
 //
 // Every bit pattern of a record is accepted: State, Fwd and Flags are
 // opaque here and interpreted by the daemon, so a decoded datagram

@@ -41,6 +41,9 @@ func writeSeed(t *testing.T, target string, args ...any) {
 
 // TestWriteFuzzSeeds regenerates the checked-in corpus from the encoder:
 // go test ./connsync/ -run TestWriteFuzzSeeds -update-seeds
+// It adds files and removes none: the seeds the version 1 encoder wrote
+// (40-byte records) stay, as datagrams of an older peer that Decode must
+// refuse by their version.
 func TestWriteFuzzSeeds(t *testing.T) {
 	if !*updateSeeds {
 		t.Skip("run with -update-seeds to rewrite testdata/fuzz")
@@ -58,4 +61,5 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	bad[hCount] = 0
 	writeSeed(t, "FuzzDecode", bad[:overhead], true) // conns without records
 	writeSeed(t, "FuzzDecode", []byte("UVSC"), false)
+	writeSeed(t, "FuzzDecode", v1Datagram(3), true) // an older peer's: bad version
 }

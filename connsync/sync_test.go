@@ -369,7 +369,7 @@ func TestSenderFlushFairAndPacked(t *testing.T) {
 	if err := s.flush(time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	// 110 records: three full datagrams of 36 and one of 2.
+	// 110 records: three full datagrams of 32 and one of 14.
 	var sizes []int
 	var h Header
 	out := make([]Record, MaxCount)
@@ -392,7 +392,7 @@ func TestSenderFlushFairAndPacked(t *testing.T) {
 			t.Errorf("after two datagrams %d of queue 1's 10 records sent: one busy queue starved the other", fromQ1)
 		}
 	}
-	if want := []int{36, 36, 36, 2}; !slices.Equal(sizes, want) {
+	if want := []int{32, 32, 32, 14}; !slices.Equal(sizes, want) {
 		t.Errorf("datagram sizes %v, want %v", sizes, want)
 	}
 }

@@ -8,14 +8,16 @@ import (
 	"slices"
 )
 
-// Wire sizes and limits.
+// Wire sizes and limits. Version 2 added the firewall mark to the record
+// (40 bytes became 44): a version 1 peer's datagrams are refused as
+// DropBadVersion, which names the cause, before their length is checked.
 const (
-	Version       = 1
+	Version       = 2
 	HeaderLen     = 16
-	RecordLen     = 40
+	RecordLen     = 44
 	MACLen        = 16
 	MaxCount      = 255                                     // records in one datagram: Count is one byte
-	MaxDatagram   = HeaderLen + MaxCount*RecordLen + MACLen // 10232
+	MaxDatagram   = HeaderLen + MaxCount*RecordLen + MACLen // 11252
 	DefaultMaxLen = 1500 - 20 - 8                           // Ethernet MTU less IPv4 and UDP headers
 	overhead      = HeaderLen + MACLen                      // bytes of a datagram that are not records
 	minDatagram   = overhead + RecordLen                    // smallest KindConns datagram
@@ -53,6 +55,7 @@ const (
 	rLPort   = 28
 	rMAC     = 30
 	rTimeout = 36
+	rFWMark  = 40
 )
 
 // Record is one connection as the wire carries it: fixed size and free of
@@ -74,6 +77,11 @@ type Record struct {
 	ClientMAC [6]byte // the client-side next hop's MAC as the master saw it
 	Timeout   uint32  // seconds left before the entry expires on the sender
 	Netmask   uint8   // persistence granularity bits, for templates
+	// FWMark is the firewall mark of the connection's service, 0 for a
+	// service with an address. A fwmark service has no address to find
+	// it by: VAddr and VPort are the endpoint the client used, or, for
+	// a template, the mark written as an address and port 0.
+	FWMark uint32
 }
 
 // Kind is what a datagram carries.
@@ -250,6 +258,7 @@ func putRecord(b []byte, r *Record) {
 	binary.BigEndian.PutUint16(b[rLPort:], r.LPort)
 	copy(b[rMAC:], r.ClientMAC[:])
 	binary.BigEndian.PutUint32(b[rTimeout:], r.Timeout)
+	binary.BigEndian.PutUint32(b[rFWMark:], r.FWMark)
 }
 
 func getRecord(b []byte, r *Record) {
@@ -270,6 +279,7 @@ func getRecord(b []byte, r *Record) {
 		LPort:     binary.BigEndian.Uint16(b[rLPort:]),
 		ClientMAC: [6]byte(b[rMAC:]),
 		Timeout:   binary.BigEndian.Uint32(b[rTimeout:]),
+		FWMark:    binary.BigEndian.Uint32(b[rFWMark:]),
 	}
 }
 

@@ -24,6 +24,7 @@ func rec(i int) Record {
 		LAddr: [4]byte{10, 0, 1, 1}, LPort: 30000 + uint16(i),
 		ClientMAC: [6]byte{2, 0, 0, 0, 0, b},
 		Timeout:   900 + uint32(i), Netmask: 32,
+		FWMark: 0x10203 + uint32(i),
 	}
 }
 
@@ -50,6 +51,9 @@ func randRec(rng *rand.Rand) Record {
 func TestRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	template := Record{Proto: 0, Flags: 0x1000, CAddr: [4]byte{198, 51, 100, 0}, VAddr: [4]byte{192, 0, 2, 10}, VPort: 443, DAddr: [4]byte{10, 0, 0, 5}, Timeout: 360, Netmask: 24}
+	// A fwmark service's template: keyed by mark 0x102 as an address,
+	// port 0; its server has no port.
+	markTemplate := Record{Proto: 0, Flags: 0x1000, CAddr: [4]byte{198, 51, 100, 0}, VAddr: [4]byte{0, 0, 1, 2}, DAddr: [4]byte{10, 0, 0, 5}, Timeout: 360, Netmask: 24, FWMark: 0x102}
 	random := make([]Record, MaxCount)
 	for i := range random {
 		random[i] = randRec(rng)
@@ -61,6 +65,8 @@ func TestRoundTrip(t *testing.T) {
 	}{
 		{"one tcp", Header{Kind: KindConns, SyncID: 7, BootID: 0xdeadbeef, Seq: 1}, recs(1)},
 		{"template", Header{Kind: KindConns, SyncID: 7, BootID: 1, Seq: 2}, []Record{template}},
+		{"fwmark template", Header{Kind: KindConns, SyncID: 7, BootID: 1, Seq: 3}, []Record{markTemplate}},
+		{"largest mark", Header{Kind: KindConns, SyncID: 7, BootID: 1, Seq: 4}, []Record{{Proto: 17, FWMark: 0xffffffff}}},
 		{"full default datagram", Header{Kind: KindConns, SyncID: 7, BootID: 2, Seq: 1 << 31}, recs(MaxRecords(0))},
 		{"max count random", Header{Kind: KindConns, SyncID: 7, BootID: 3, Seq: 0xffffffff}, random},
 		{"request", Header{Kind: KindRequest, SyncID: 7, BootID: 4, Seq: 9}, nil},
@@ -101,7 +107,7 @@ func TestRoundTrip(t *testing.T) {
 func TestWireLayout(t *testing.T) {
 	r := rec(1)
 	pkt := Encode(nil, Header{Kind: KindConns, SyncID: 7, BootID: 0x01020304, Seq: 0x05060708}, []Record{r}, testKey)
-	wantHdr := []byte{'U', 'V', 'S', 'C', 1, 1, 7, 1, 1, 2, 3, 4, 5, 6, 7, 8}
+	wantHdr := []byte{'U', 'V', 'S', 'C', 2, 1, 7, 1, 1, 2, 3, 4, 5, 6, 7, 8}
 	if !bytes.Equal(pkt[:HeaderLen], wantHdr) {
 		t.Fatalf("header % x, want % x", pkt[:HeaderLen], wantHdr)
 	}
@@ -118,6 +124,10 @@ func TestWireLayout(t *testing.T) {
 	wantRec = be.AppendUint16(wantRec, r.LPort)
 	wantRec = append(wantRec, r.ClientMAC[:]...)
 	wantRec = be.AppendUint32(wantRec, r.Timeout)
+	wantRec = be.AppendUint32(wantRec, r.FWMark)
+	if len(wantRec) != RecordLen || RecordLen%4 != 0 {
+		t.Fatalf("the layout has %d bytes, RecordLen %d: want them equal and a multiple of 4", len(wantRec), RecordLen)
+	}
 	if got := pkt[HeaderLen : HeaderLen+RecordLen]; !bytes.Equal(got, wantRec) {
 		t.Fatalf("record % x, want % x", got, wantRec)
 	}
@@ -130,8 +140,9 @@ func TestWireLayout(t *testing.T) {
 
 func TestMaxRecords(t *testing.T) {
 	for _, tc := range []struct{ maxLen, want int }{
-		{0, 36}, {-1, 36}, {DefaultMaxLen, 36}, {DefaultMaxLen - 1, 35},
-		{minDatagram - 1, 0}, {minDatagram, 1}, {9000 - 28, 223},
+		{0, 32}, {-1, 32}, {DefaultMaxLen, 32}, {DefaultMaxLen - 1, 32},
+		{1440, 32}, {1439, 31}, {1484, 33},
+		{minDatagram - 1, 0}, {minDatagram, 1}, {9000 - 28, 203},
 		{MaxDatagram, MaxCount}, {65507, MaxCount},
 	} {
 		if got := MaxRecords(tc.maxLen); got != tc.want {
@@ -141,8 +152,11 @@ func TestMaxRecords(t *testing.T) {
 			t.Errorf("MaxRecords(%d) = %d: %d bytes", tc.maxLen, n, datagramLen(n))
 		}
 	}
-	if datagramLen(MaxRecords(0)) != DefaultMaxLen {
-		t.Errorf("the default datagram is %d bytes, want %d: doc.go says it fills the limit", datagramLen(MaxRecords(0)), DefaultMaxLen)
+	if n := MaxRecords(0); datagramLen(n) != 1440 || datagramLen(n+1) != 1484 {
+		t.Errorf("the default datagram is %d bytes, one more record %d: doc.go says 1440 and 1484", datagramLen(n), datagramLen(n+1))
+	}
+	if MaxDatagram != 11252 {
+		t.Errorf("MaxDatagram %d: doc.go says 11252", MaxDatagram)
 	}
 }
 
@@ -151,6 +165,22 @@ func TestMaxRecords(t *testing.T) {
 func remac(pkt []byte) []byte {
 	mac(pkt[len(pkt)-MACLen:], testKey, pkt[:len(pkt)-MACLen])
 	return pkt
+}
+
+// v1Datagram is n records as a version 1 peer sends them: the same
+// header, records of 40 bytes (this layout less the firewall mark) and a
+// good MAC, so only the version tells it apart.
+func v1Datagram(n int) []byte {
+	const v1RecordLen = 40
+	p := Encode(nil, Header{Kind: KindConns, SyncID: 7, BootID: 1, Seq: 1}, nil, testKey)[:HeaderLen]
+	p[hVersion], p[hCount] = 1, byte(n)
+	var b [RecordLen]byte
+	for i := range n {
+		r := rec(i)
+		putRecord(b[:], &r)
+		p = append(p, b[:v1RecordLen]...)
+	}
+	return remac(append(p, make([]byte, MACLen)...))
 }
 
 func TestDecodeDrops(t *testing.T) {
@@ -180,7 +210,9 @@ func TestDecodeDrops(t *testing.T) {
 		{"one short of a MAC", good()[:overhead-1], testKey, buf, DropShort},
 		{"magic", set(0, 'X', true), testKey, buf, DropBadMagic},
 		{"version 0", set(hVersion, 0, true), testKey, buf, DropBadVersion},
-		{"version 2", set(hVersion, 2, true), testKey, buf, DropBadVersion},
+		{"version 1", set(hVersion, 1, true), testKey, buf, DropBadVersion},
+		{"version 3", set(hVersion, 3, true), testKey, buf, DropBadVersion},
+		{"version 1 peer", v1Datagram(2), testKey, buf, DropBadVersion},
 		{"syncid", set(hSyncID, 8, true), testKey, buf, DropWrongSyncID},
 		{"count above length", set(hCount, 3, false), testKey, buf, DropBadLength},
 		{"count below length", set(hCount, 1, false), testKey, buf, DropBadLength},

@@ -53,7 +53,10 @@ func (w *worker) syncOut(c *conntrack.Conn) {
 
 // toRecord turns a tracked connection into its wire record. A
 // persistence template goes as protocol 0 with FlagTemplate, its
-// service's protocol in State (a template's tuple has no protocol).
+// service's protocol in State (a template's tuple has no protocol). A
+// fwmark service's connection or template carries the mark, the only
+// way the backup can find the service: its tuples hold the address the
+// client used, or for a template the mark as an address (markVAddr).
 func (w *worker) toRecord(r *connsync.Record, c *conntrack.Conn, now int64) {
 	*r = connsync.Record{
 		Proto: c.Orig.Proto, State: uint8(c.State), Fwd: c.Fwd,
@@ -62,6 +65,7 @@ func (w *worker) toRecord(r *connsync.Record, c *conntrack.Conn, now int64) {
 		VAddr: c.Orig.Dst, VPort: c.Orig.DPort,
 		DAddr: c.Reply.Src, DPort: c.Reply.SPort,
 		ClientMAC: c.ClientMAC,
+		FWMark:    w.snap.MarkOf(c.Svc),
 	}
 	if service.Fwd(c.Fwd) == service.FwdFullNat {
 		r.LAddr, r.LPort = c.Reply.Dst, c.Reply.DPort
@@ -138,6 +142,12 @@ func (w *worker) importOne(ir *importRec) {
 		State:     state,
 		Flags:     (r.Flags & conntrack.FlagNoOutput) | conntrack.FlagSynced,
 		Expires:   expires,
+	}
+	if r.FWMark != 0 {
+		// Taken from the service rather than from r.Flags: the flag
+		// decides which copy of a packet is acted on (marks.go), so it
+		// must agree with the service the connection was placed in.
+		c.Flags |= conntrack.FlagFwmark
 	}
 	if d.Fwd == service.FwdFullNat {
 		c.Reply.Dst, c.Reply.DPort = r.LAddr, r.LPort
@@ -217,10 +227,22 @@ func (w *worker) importTemplate(r *connsync.Record) {
 	w.stats.syncIn.add(1)
 }
 
-// recordDest finds a record's service (protocol proto) and destination
-// here, counting a record this director cannot place.
+// recordDest finds a record's service (by its mark, else by protocol
+// proto and its address) and destination here, counting a record this
+// director cannot place.
 func (w *worker) recordDest(r *connsync.Record, proto uint8) (*service.SvcSnap, uint32, bool) {
-	si, ok := w.snap.Lookup(proto, r.VAddr, r.VPort)
+	var si int
+	var ok bool
+	switch {
+	case r.FWMark != 0:
+		si, ok = w.snap.LookupMark(r.FWMark)
+	case r.Flags&conntrack.FlagFwmark != 0:
+		// A fwmark connection whose service the master no longer had:
+		// looked up by address, it could land in an address service
+		// on the same endpoint.
+	default:
+		si, ok = w.snap.Lookup(proto, r.VAddr, r.VPort)
+	}
 	if !ok {
 		w.stats.syncNoService.add(1)
 		return nil, 0, false
@@ -233,12 +255,23 @@ func (w *worker) recordDest(r *connsync.Record, proto uint8) (*service.SvcSnap, 
 	return svc, destID, found
 }
 
-// findDest finds a service's destination by address and port.
+// findDest finds a service's destination by address and port. A fwmark
+// service's server without a port took the packet's (l4), so its
+// connections' port is not the configured 0: such a server matches by
+// address, after any server configured with that very port.
 func (w *worker) findDest(svc *service.SvcSnap, addr [4]byte, port uint16) (uint32, bool) {
+	anyPort, found := uint32(0), false
 	for k, id := range svc.DestIDs {
-		if d := &svc.Dests[k]; d.Addr.As4() == addr && d.Port == port {
+		d := &svc.Dests[k]
+		if d.Addr.As4() != addr {
+			continue
+		}
+		if d.Port == port {
 			return id, true
 		}
+		if d.Port == 0 && svc.Cfg.Key.FWMark != 0 && !found {
+			anyPort, found = id, true
+		}
 	}
-	return 0, false
+	return anyPort, found
 }

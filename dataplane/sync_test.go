@@ -182,3 +182,121 @@ func TestWorkerLocalDelivery(t *testing.T) {
 		t.Fatalf("connection forward %v, want Local", service.Fwd(c.Fwd))
 	}
 }
+
+// TestWorkerSyncFWMark: a persistent fwmark service's connection and
+// template reach the backup keyed by the mark. The backup forwards the
+// connection's next ring packet to the master's server and port (the
+// packet's: the servers have none) as the same fwmark connection, and a
+// new connection from the client goes by the template to that server,
+// although the backup's own scheduler would pick the other.
+func TestWorkerSyncFWMark(t *testing.T) {
+	e, m, pc, ps := markEngine(t, true)
+	var on atomic.Bool
+	on.Store(true)
+	m.sync, m.syncing, m.syncQ = &on, true, connsync.NewQueue(64)
+	marked(t, e, m, tcpFrame(t, cip, vip, d0MAC, true, false, 0), 1)
+	fwd := queued(ps)
+	if len(fwd) != 1 {
+		t.Fatalf("%d SYNs forwarded", len(fwd))
+	}
+	_, sip, _ := decode(t, fwd[0])
+	rs, _ := netip.AddrFromSlice(sip.DstIP)
+	m.handle(ps, rxFrame{buf: tcpFrame(t, netip.AddrPortFrom(rs, 80), cip, d1MAC, true, true, 0)})
+	m.handle(pc, rxFrame{buf: tcpFrame(t, cip, vip, d0MAC, false, true, 0)})
+	var recs [4]connsync.Record
+	n := m.syncQ.Pop(recs[:])
+	var conn, tpl *connsync.Record
+	for i := range recs[:n] {
+		if recs[i].Flags&conntrack.FlagTemplate != 0 {
+			tpl = &recs[i]
+		} else {
+			conn = &recs[i]
+		}
+	}
+	if n != 2 || conn == nil || tpl == nil {
+		t.Fatalf("%d records queued %+v, want a connection and a template", n, recs[:n])
+	}
+	if conn.FWMark != 1 || conn.VAddr != vip.Addr().As4() || conn.VPort != 80 || conn.DAddr != rs.As4() || conn.DPort != 80 ||
+		conntrack.State(conn.State) != conntrack.StateEstablished {
+		t.Fatalf("connection record %+v: want mark 1, the VIP's port 80 to %v:80, ESTABLISHED", *conn, rs)
+	}
+	if tpl.FWMark != 1 || tpl.VAddr != [4]byte{0, 0, 0, 1} || tpl.VPort != 0 || tpl.DAddr != rs.As4() || tpl.DPort != 0 {
+		t.Fatalf("template record %+v: want mark 1, keyed by 0.0.0.1:0, to %v:0", *tpl, rs)
+	}
+
+	eb, b, bc, bs := markEngine(t, true)
+	// Another client first, so the backup's rr would now pick the
+	// server the master did not.
+	marked(t, eb, b, tcpFrame(t, netip.MustParseAddrPort("198.18.0.2:40000"), vip, d0MAC, true, false, 0), 1)
+	if out := queued(bs); len(out) != 1 {
+		t.Fatalf("the other client's SYN: %d frames", len(out))
+	} else if _, ip, _ := decode(t, out[0]); ip.DstIP.String() != rs.String() {
+		t.Fatalf("the backup's rr started at %v, the master's at %v: the test needs them alike", ip.DstIP, rs)
+	}
+	b.importQ = make(chan importRec, 4)
+	b.importQ <- importRec{rec: *tpl, clientIf: 1}
+	b.importQ <- importRec{rec: *conn, clientIf: 1}
+	b.importSynced()
+	if in, lost := b.stats.syncIn.load(), b.stats.syncNoService.load(); in != 2 || lost != 0 {
+		t.Fatalf("imported %d records, %d without a service: want 2 and 0", in, lost)
+	}
+	var bconn, btpl *conntrack.Conn
+	for _, c := range tableSnapshot(b) {
+		switch {
+		case c.Orig.Src != cip.Addr().As4(): // the other client's
+		case c.IsTemplate():
+			btpl = &c
+		default:
+			bconn = &c
+		}
+	}
+	if bconn == nil || bconn.Flags&conntrack.FlagFwmark == 0 {
+		t.Fatalf("imported connection %+v: want a fwmark connection", bconn)
+	}
+	if btpl == nil || btpl.Orig != (conntrack.Tuple{Src: cip.Addr().As4(), Dst: [4]byte{0, 0, 0, 1}}) {
+		t.Fatalf("imported template %+v: want one keyed by mark 1 as an address, port 0", btpl)
+	}
+	tables := b.ct.Len()
+
+	// The connection's next ACK, from the ring, goes where the master
+	// sent it, and the server's answer back from the VIP.
+	b.handle(bc, rxFrame{buf: tcpFrame(t, cip, vip, d0MAC, false, true, 100)})
+	out := queued(bs)
+	if len(out) != 1 {
+		t.Fatalf("%d frames forwarded for the synced connection", len(out))
+	}
+	if _, ip, tcp := decode(t, out[0]); ip.DstIP.String() != rs.String() || tcp.DstPort != 80 {
+		t.Fatalf("forwarded to %v:%d, want %v:80", ip.DstIP, tcp.DstPort, rs)
+	}
+	if b.ct.Len() != tables {
+		t.Fatalf("the ACK made %d table entries: it was scheduled again", b.ct.Len()-tables)
+	}
+	b.handle(bs, rxFrame{buf: tcpFrame(t, netip.AddrPortFrom(rs, 80), cip, d1MAC, false, true, 100)})
+	if back := queued(bc); len(back) != 1 {
+		t.Fatalf("%d replies forwarded", len(back))
+	} else if _, ip, tcp := decode(t, back[0]); ip.SrcIP.String() != vip.Addr().String() || tcp.SrcPort != 80 {
+		t.Fatalf("reply from %v:%d, want the VIP's port 80", ip.SrcIP, tcp.SrcPort)
+	}
+
+	// A new connection of the client, to another port of the mark,
+	// follows the template.
+	src := netip.AddrPortFrom(cip.Addr(), cip.Port()+1)
+	marked(t, eb, b, tcpFrame(t, src, netip.AddrPortFrom(vip.Addr(), 443), d0MAC, true, false, 0), 1)
+	out = queued(bs)
+	if len(out) != 1 {
+		t.Fatalf("the client's new SYN: %d frames", len(out))
+	}
+	if _, ip, tcp := decode(t, out[0]); ip.DstIP.String() != rs.String() || tcp.DstPort != 443 {
+		t.Fatalf("the client's new connection went to %v:%d, the template names %v (port 443 kept)", ip.DstIP, tcp.DstPort, rs)
+	}
+
+	// A fwmark connection without its mark (its service gone on the
+	// master) is not placed in the address service on its endpoint.
+	orphan := *conn
+	orphan.FWMark, orphan.VPort, orphan.CPort = 0, 8080, 50000
+	b.importQ <- importRec{rec: orphan, clientIf: 1}
+	b.importSynced()
+	if lost := b.stats.syncNoService.load(); lost != 1 {
+		t.Fatalf("a fwmark record without a mark: %d without a service, want 1", lost)
+	}
+}

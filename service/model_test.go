@@ -75,3 +75,32 @@ func TestModelRefusals(t *testing.T) {
 		t.Error("the VIP is not served or not owned")
 	}
 }
+
+// TestSnapshotMarkOf: a fwmark service's ID gives its mark, an address
+// service's and an unknown ID give 0, and a deleted service's mark goes.
+func TestSnapshotMarkOf(t *testing.T) {
+	m := NewModel()
+	fk := Key{FWMark: 7}
+	for _, k := range []Key{key, fk} {
+		if err := m.AddService(ServiceConfig{Key: k, Sched: "rr"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := m.Snapshot()
+	addr, mark := s.Services[0].ID, s.Services[1].ID
+	if got := s.MarkOf(mark); got != 7 {
+		t.Errorf("MarkOf(fwmark service) = %d, want 7", got)
+	}
+	if got := s.MarkOf(addr); got != 0 {
+		t.Errorf("MarkOf(address service) = %d, want 0", got)
+	}
+	if got := s.MarkOf(mark + 100); got != 0 {
+		t.Errorf("MarkOf(unknown ID) = %d, want 0", got)
+	}
+	if err := m.DelService(fk); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Snapshot().MarkOf(mark); got != 0 {
+		t.Errorf("MarkOf(deleted service) = %d, want 0", got)
+	}
+}

@@ -35,6 +35,10 @@ type Snapshot struct {
 	byKey   map[Key]int
 	vips    map[[4]byte]bool
 	vipList [][4]byte
+	// markByID is the firewall mark by service ID, as long as the
+	// highest fwmark service's ID: a slice, because connection sync asks
+	// for every record it sends.
+	markByID []uint32
 }
 
 // SvcSnap is one virtual service in a snapshot.
@@ -72,6 +76,15 @@ func (s *Snapshot) Lookup(proto uint8, addr [4]byte, port uint16) (int, bool) {
 func (s *Snapshot) LookupMark(mark uint32) (int, bool) {
 	i, ok := s.byKey[Key{FWMark: mark}]
 	return i, ok
+}
+
+// MarkOf returns the firewall mark of the service with ID id: 0 for a
+// service with an address, or an ID this snapshot does not have.
+func (s *Snapshot) MarkOf(id uint32) uint32 {
+	if int(id) < len(s.markByID) {
+		return s.markByID[id]
+	}
+	return 0
 }
 
 // VIPs returns the addresses of the services, sorted.
@@ -125,6 +138,10 @@ func (m *Model) publishLocked() {
 			s.Owned[svc.Cfg.Key.Addr] = true
 		} else {
 			s.Marks = append(s.Marks, svc.Cfg.Key.FWMark)
+			if n := int(svc.ID) + 1; n > len(s.markByID) {
+				s.markByID = append(s.markByID, make([]uint32, n-len(s.markByID))...)
+			}
+			s.markByID[svc.ID] = svc.Cfg.Key.FWMark
 		}
 		s.Services = append(s.Services, ss)
 	}
