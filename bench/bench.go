@@ -25,10 +25,14 @@ const (
 	LoadClose     = "wrk-close"
 	LoadIperf3    = "iperf3"
 	LoadUDP       = "udp"
+	// LoadUDPSink is LoadUDP with the real servers dropping the
+	// datagrams at their ingress hook: on veth the sender's CPU runs the
+	// receiver's stack, so this is what isolates the director's own cost.
+	LoadUDPSink = "udp-sink"
 )
 
 // DefaultLoads is every load, in the order they run.
-var DefaultLoads = []string{LoadKeepAlive, LoadClose, LoadIperf3, LoadUDP}
+var DefaultLoads = []string{LoadKeepAlive, LoadClose, LoadIperf3, LoadUDP, LoadUDPSink}
 
 // Config is one benchmark.
 type Config struct {
@@ -40,7 +44,9 @@ type Config struct {
 	// Workers lists uvsd's worker counts: one uvs column each, the first
 	// named "uvs", the others "uvs-wN". Default {1}.
 	Workers []int
-	Log     io.Writer // progress lines; nil: none
+	// UvsdArgs are extra uvsd flags for every uvs column (e.g. --spin).
+	UvsdArgs []string
+	Log      io.Writer // progress lines; nil: none
 }
 
 func (c *Config) defaults() error {
@@ -226,7 +232,7 @@ func runPeer(ctx context.Context, e *env, p *peer, rep *Report) {
 	}
 	var rss float64
 	for _, load := range e.cfg.Loads {
-		if load == LoadUDP && p.udpTargets == nil {
+		if (load == LoadUDP || load == LoadUDPSink) && p.udpTargets == nil {
 			e.logf("[%s] %s: not applicable", p.name, load)
 			continue
 		}
@@ -281,6 +287,8 @@ func loadPrefix(load string) string {
 		return "ka"
 	case LoadClose:
 		return "close"
+	case LoadUDPSink:
+		return "sink"
 	}
 	return load
 }
@@ -330,7 +338,14 @@ func runLoad(ctx context.Context, e *env, p *peer, load string, run int) ([]figu
 		}
 		return []figure{{"iperf3.gbps", bps / 1e9}}, nil
 	case LoadUDP:
-		return runUDP(ctx, e, p.udpTargets(e))
+		return runUDP(ctx, e, p.udpTargets(e), "udp")
+	case LoadUDPSink:
+		undo, err := sinkServers(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		defer undo()
+		return runUDP(ctx, e, p.udpTargets(e), "sink")
 	}
 	return nil, fmt.Errorf("unknown load %q", load)
 }
@@ -392,9 +407,35 @@ func runWrk(ctx context.Context, e *env, targets []netip.Addr, secs string, clos
 	return sum, nil
 }
 
+// sinkTable is the real servers' ingress drop for LoadUDPSink.
+const sinkTable = "uvsbench_sink"
+
+// sinkServers makes every real server drop the generator's datagrams at
+// its ingress hook, after veth has counted them received; undo removes
+// the drop.
+func sinkServers(ctx context.Context, e *env) (undo func(), err error) {
+	rule := fmt.Sprintf("add table netdev %s { chain in { type filter hook ingress device %s priority -500; udp dport 9 drop; }; }", sinkTable, lab.NATRSDev)
+	var done []*lab.NS
+	undo = func() {
+		for _, rs := range done {
+			uctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, _ = rs.Run(uctx, "nft", "delete table netdev "+sinkTable)
+			cancel()
+		}
+	}
+	for _, rs := range e.topo.RS {
+		if out, err := rs.Run(ctx, "nft", rule); err != nil {
+			undo()
+			return nil, fmt.Errorf("udp sink: %w: %s", err, out)
+		}
+		done = append(done, rs)
+	}
+	return undo, nil
+}
+
 // runUDP sends the generator's frames to dsts for the duration and counts
-// what the real servers' eth0 received meanwhile.
-func runUDP(ctx context.Context, e *env, dsts []netip.Addr) ([]figure, error) {
+// what the real servers' eth0 received meanwhile; pre names the figures.
+func runUDP(ctx context.Context, e *env, dsts []netip.Addr, pre string) ([]figure, error) {
 	dstMAC, err := nextHopMAC(ctx, e, dsts[0])
 	if err != nil {
 		return nil, err
@@ -444,8 +485,8 @@ func runUDP(ctx context.Context, e *env, dsts []netip.Addr) ([]figure, error) {
 		return nil, errors.New("udp generator sent nothing")
 	}
 	return []figure{
-		{"udp.rx", float64(after-before) / secs / 1e3},
-		{"udp.tx", float64(sent) / secs / 1e3},
+		{pre + ".rx", float64(after-before) / secs / 1e3},
+		{pre + ".tx", float64(sent) / secs / 1e3},
 	}, nil
 }
 

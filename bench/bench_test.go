@@ -58,11 +58,11 @@ func TestPrivilegedBenchQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("report:\n%s", rep.Text())
-	want := []string{"ka.rps", "ka.p50", "ka.p99", "close.rps", "close.p50", "close.p99", "iperf3.gbps", "udp.rx", "udp.tx"}
+	want := []string{"ka.rps", "ka.p50", "ka.p99", "close.rps", "close.p50", "close.p99", "iperf3.gbps", "udp.rx", "udp.tx", "sink.rx", "sink.tx"}
 	for _, p := range peers {
 		keys := want
 		if p == PeerUVS {
-			keys = append(keys[:len(keys):len(keys)], "ka.cpu", "close.cpu", "iperf3.cpu", "udp.cpu", "rss")
+			keys = append(keys[:len(keys):len(keys)], "ka.cpu", "close.cpu", "iperf3.cpu", "udp.cpu", "sink.cpu", "rss")
 		}
 		c := rep.Column(p)
 		for _, k := range keys {

@@ -399,7 +399,8 @@ func startUVSD(ctx context.Context, e *env, workers int, kind string) (*uvsdProc
 		return nil, err
 	}
 	sock := filepath.Join(dir, "uvsd.sock")
-	p, err := e.topo.Director.Start(uvsd, "-f", conf, "--control", sock, "--workers", strconv.Itoa(workers))
+	args := append([]string{"-f", conf, "--control", sock, "--workers", strconv.Itoa(workers)}, e.cfg.UvsdArgs...)
+	p, err := e.topo.Director.Start(uvsd, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -34,10 +34,13 @@ var metrics = []Metric{
 	{Key: "iperf3.gbps", Load: "iperf3 1 flow", Name: "Gbit/s", Digits: 2, Higher: true},
 	{Key: "udp.rx", Load: "udp 64 B", Name: "delivered kpps", Digits: 1, Higher: true},
 	{Key: "udp.tx", Load: "udp 64 B", Name: "sent kpps", Digits: 1, Higher: true},
+	{Key: "sink.rx", Load: "udp 64 B, servers drop at ingress", Name: "delivered kpps", Digits: 1, Higher: true},
+	{Key: "sink.tx", Load: "udp 64 B, servers drop at ingress", Name: "sent kpps", Digits: 1, Higher: true},
 	{Key: "ka.cpu", Load: "uvsd", Name: "CPU s/Mpkt, keep-alive", Digits: 2, UVSOnly: true},
 	{Key: "close.cpu", Load: "uvsd", Name: "CPU s/Mpkt, close", Digits: 2, UVSOnly: true},
 	{Key: "iperf3.cpu", Load: "uvsd", Name: "CPU s/Mpkt, iperf3", Digits: 2, UVSOnly: true},
 	{Key: "udp.cpu", Load: "uvsd", Name: "CPU s/Mpkt, udp", Digits: 2, UVSOnly: true},
+	{Key: "sink.cpu", Load: "uvsd", Name: "CPU s/Mpkt, udp-sink", Digits: 2, UVSOnly: true},
 	{Key: "rss", Load: "uvsd", Name: "RSS MiB (max)", Digits: 1, UVSOnly: true},
 }
 

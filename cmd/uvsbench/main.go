@@ -5,7 +5,7 @@
 //
 //	uvsbench [-bin bin] [-runs 3] [-duration 5s] [-out bench/out]
 //	         [-peers kernel,nft,haproxy,ipvs,uvs] [-loads wrk-ka,wrk-close,iperf3,udp]
-//	         [-workers 1[,2]] [-quick]
+//	         [-workers 1[,2]] [-uvsd-args "--spin 50us"] [-quick]
 //
 // It needs root (network namespaces) and stops by itself.
 package main
@@ -35,6 +35,7 @@ func main() {
 		loads    = flag.String("loads", strings.Join(bench.DefaultLoads, ","), "loads, in order")
 		workers  = flag.String("workers", "1", "uvsd worker counts: one uvs column each (e.g. 1,2)")
 		quick    = flag.Bool("quick", false, "smoke test: 1 run of 2 s per load")
+		uvsdArgs = flag.String("uvsd-args", "", "extra uvsd flags for every uvs column, space-separated (e.g. \"--spin 50us\")")
 	)
 	flag.Parse()
 	cfg := bench.Config{
@@ -43,6 +44,7 @@ func main() {
 		Duration: *duration,
 		Peers:    split(*peers),
 		Loads:    split(*loads),
+		UvsdArgs: strings.Fields(*uvsdArgs),
 		Log:      os.Stderr,
 	}
 	if *quick {
