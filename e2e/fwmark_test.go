@@ -103,4 +103,25 @@ func TestPrivilegedFWMark(t *testing.T) {
 	if out, err := n.topo.Client.Run(ctx, "curl", "-sS", "--max-time", "1", fmt.Sprintf("http://%v/", fwVIP)); err == nil {
 		t.Fatalf("an unmarked request was answered: %s", strings.TrimSpace(out))
 	}
+
+	// A fwmark service added with uvsadm serves at once: uvsd's queue
+	// rule follows the model, not the file.
+	d.mustAdm("-A", "-f", "3", "-s", "rr")
+	for _, ip := range n.topo.RSIPs {
+		d.mustAdm("-a", "-f", "3", "-r", ip.String(), "-m")
+	}
+	nft(fmt.Sprintf(`add table ip mangle_fw { chain pre { type filter hook prerouting priority mangle; ip daddr %s tcp dport 80 meta mark set 3; }; }`, fwVIP))
+	if err := lab.Eventually(ctx, 50*time.Millisecond, func() error {
+		_, err := n.topo.Client.Run(ctx, "curl", "-sS", "--max-time", "1", fmt.Sprintf("http://%v/", fwVIP))
+		return err
+	}); err != nil {
+		t.Fatalf("fwmark 3, added with uvsadm, never answered: %v", err)
+	}
+	got = map[string]int{}
+	for _, w := range curlClose(t, n.topo.Client, fmt.Sprintf("http://%v/", fwVIP), 4) {
+		got[w]++
+	}
+	if got["rs1"] != 2 || got["rs2"] != 2 {
+		t.Fatalf("fwmark 3 answers %v, want 2/2", got)
+	}
 }
