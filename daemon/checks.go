@@ -64,20 +64,10 @@ type checked struct {
 	state   health.State // the state the runner left it in, once stopped
 }
 
-// checkSets holds each daemon's current checkSet (running, or stopped by
-// a reload in progress), so that a reload can carry its state over and
-// shutdown can run omega's scripts. It belongs in Daemon, next to
-// checksCancel and under checksMu; it is kept here, keyed by the daemon,
-// while daemon.go is not this file's to change.
-var checkSets = struct {
-	sync.Mutex
-	m map[*Daemon]*checkSet
-}{m: map[*Daemon]*checkSet{}}
-
 func (d *Daemon) currentChecks() *checkSet {
-	checkSets.Lock()
-	defer checkSets.Unlock()
-	return checkSets.m[d]
+	d.checkSetMu.Lock()
+	defer d.checkSetMu.Unlock()
+	return d.checkSet
 }
 
 // rsDest is the model's destination for real server rs of es.
@@ -313,10 +303,10 @@ func (d *Daemon) startChecksLocked(s *checkSet) {
 		q.evaluate(d)
 	}
 	s.done = make(chan struct{})
-	checkSets.Lock()
-	_, again := checkSets.m[d]
-	checkSets.m[d] = s
-	checkSets.Unlock()
+	d.checkSetMu.Lock()
+	again := d.checkSet != nil
+	d.checkSet = s
+	d.checkSetMu.Unlock()
 	if !again {
 		// Shutdown runs omega's scripts. Run returning may still cut
 		// them short: see stopChecks.
@@ -372,9 +362,9 @@ func (d *Daemon) stopChecks() {
 	d.checksMu.Lock()
 	defer d.checksMu.Unlock()
 	s := d.stopChecksLocked()
-	checkSets.Lock()
-	delete(checkSets.m, d)
-	checkSets.Unlock()
+	d.checkSetMu.Lock()
+	d.checkSet = nil
+	d.checkSetMu.Unlock()
 	if s == nil {
 		return
 	}

@@ -58,6 +58,12 @@ type Daemon struct {
 	ctx          context.Context
 	checksMu     sync.Mutex
 	checksCancel context.CancelFunc
+	// checkSet is the current checkSet (running, or stopped by a
+	// reload in progress), so that a reload can carry its state over
+	// and shutdown can run omega's scripts; checkSetMu guards it alone,
+	// for readers that do not hold checksMu.
+	checkSetMu sync.Mutex
+	checkSet   *checkSet
 }
 
 // restartChecks replaces the health checks with those of cfg, carrying
