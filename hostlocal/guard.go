@@ -1,31 +1,18 @@
 package hostlocal
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/uvs-project/uvs/nsexec"
 )
 
 // ErrClosed is returned by a Guard's methods after Close.
 var ErrClosed = errors.New("hostlocal: guard closed")
-
-// nftTimeout bounds one nft invocation.
-const nftTimeout = 10 * time.Second
-
-// tableName is what NewGuard accepts as a table name: an nft identifier
-// made of letters, digits and '_'.
-var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // Guard is an nftables netdev ingress filter on one interface: it drops
 // IPv4 frames whose destination is one of its VIPs unless their Ethernet
@@ -48,11 +35,7 @@ var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 type Guard struct {
 	table  string
 	ifname string
-	nft    string
-
-	mu     sync.Mutex
-	ns     netns.NsHandle
-	closed bool
+	nft    *nsexec.Nft
 }
 
 // NewGuard creates the table netdev <table> with an ingress chain on
@@ -63,21 +46,17 @@ type Guard struct {
 // Guard: choose one that carries the caller's name and the interface,
 // such as "uvs_eth0". It needs the nft command in PATH.
 func NewGuard(table string, ifname string) (*Guard, error) {
-	if !tableName.MatchString(table) {
+	if !nsexec.ValidTable(table) {
 		return nil, fmt.Errorf("hostlocal: invalid nft table name %q", table)
 	}
 	if err := checkIfname(ifname, false); err != nil {
 		return nil, err
 	}
-	nft, err := exec.LookPath("nft")
+	nft, err := nsexec.NewNft(ErrClosed)
 	if err != nil {
 		return nil, fmt.Errorf("hostlocal: %w", err)
 	}
-	h, err := netns.Get()
-	if err != nil {
-		return nil, fmt.Errorf("hostlocal: current network namespace: %w", err)
-	}
-	g := &Guard{table: table, ifname: ifname, nft: nft, ns: h}
+	g := &Guard{table: table, ifname: ifname, nft: nft}
 	script := fmt.Sprintf(`add table netdev %[1]s
 delete table netdev %[1]s
 table netdev %[1]s {
@@ -91,7 +70,7 @@ table netdev %[1]s {
 }
 `, table, ifname)
 	if _, err := g.run(script, "-f", "-"); err != nil {
-		h.Close()
+		nft.Close()
 		return nil, err
 	}
 	return g, nil
@@ -169,66 +148,17 @@ func (g *Guard) Dropped() (packets, bytes uint64, err error) {
 // Close deletes the table. Later calls return nil; the other methods
 // return ErrClosed after it.
 func (g *Guard) Close() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return nil
+	if err := g.nft.Close("delete", "table", "netdev", g.table); err != nil {
+		return fmt.Errorf("hostlocal: %w", err)
 	}
-	_, err := g.runLocked("", "delete", "table", "netdev", g.table)
-	g.closed = true
-	g.ns.Close()
-	return err
+	return nil
 }
 
 // run runs nft with args in the Guard's namespace, script on its stdin.
 func (g *Guard) run(script string, args ...string) (string, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return "", ErrClosed
+	out, err := g.nft.Run(script, args...)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		err = fmt.Errorf("hostlocal: %w", err)
 	}
-	return g.runLocked(script, args...)
-}
-
-// runLocked is run with g.mu held. nft starts from a fresh goroutine
-// locked to a thread switched into the namespace (a child inherits its
-// forking thread's namespace); that thread is retired, not reused, if it
-// cannot be switched back.
-func (g *Guard) runLocked(script string, args ...string) (string, error) {
-	type result struct {
-		out string
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			done <- result{err: fmt.Errorf("hostlocal: current network namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(g.ns); err != nil {
-			done <- result{err: fmt.Errorf("hostlocal: enter guard namespace: %w", err)}
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), nftTimeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, g.nft, args...)
-		if script != "" {
-			cmd.Stdin = strings.NewReader(script)
-		}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("hostlocal: nft %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-		}
-		if serr := netns.Set(orig); serr != nil {
-			done <- result{string(out), errors.Join(err, fmt.Errorf("hostlocal: restore namespace: %w", serr))}
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- result{string(out), err}
-	}()
-	r := <-done
-	return r.out, r.err
+	return out, err
 }

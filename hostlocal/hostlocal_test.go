@@ -73,20 +73,11 @@ func TestWriteRejectsNonIPv4(t *testing.T) {
 	}
 }
 
-// TestNameValidation checks the validators, not NewGuard or OpenInjector,
+// TestNameValidation checks the interface name validator (nsexec tests
+// table names), not NewGuard or OpenInjector,
 // which would act on the test's own (root) namespace if one let a bad
 // name through.
 func TestNameValidation(t *testing.T) {
-	for _, table := range []string{"", "a b", "x;flush ruleset", "1abc", "a-b", `a"`, strings.Repeat("a", 65)} {
-		if tableName.MatchString(table) {
-			t.Errorf("table name %q accepted", table)
-		}
-	}
-	for _, table := range []string{"uvs", "uvs_eth0", "_x1", strings.Repeat("a", 64)} {
-		if !tableName.MatchString(table) {
-			t.Errorf("table name %q rejected", table)
-		}
-	}
 	for _, name := range []string{"", "a/b", "a:b", "d 0", `d0"`, "d0\n", "0123456789abcdef", ".", "..", "eth%d"} {
 		if checkIfname(name, false) == nil {
 			t.Errorf("interface name %q accepted", name)
@@ -494,7 +485,7 @@ func TestPrivilegedGuard(t *testing.T) {
 }
 
 func TestGuardRejectsIPv6VIP(t *testing.T) {
-	g := &Guard{table: "x", closed: true}
+	g := &Guard{table: "x"} // no nft: the address is refused before any command
 	if err := g.SetVIPs([]netip.Addr{netip.MustParseAddr("2001:db8::1")}); err == nil || errors.Is(err, ErrClosed) {
 		t.Fatalf("SetVIPs(IPv6) = %v, want a not-IPv4 error", err)
 	}

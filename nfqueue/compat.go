@@ -151,13 +151,8 @@ func finishAttr(b []byte, start int) []byte {
 // addCompatRules sends the compat rules' batch from a socket made in the
 // Rules' namespace and checks the kernel's ACKs.
 func (r *Rules) addCompatRules() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return ErrRulesClosed
-	}
 	var fd int
-	if err := inNetns(r.ns, func() (err error) {
+	if err := r.nft.In(func() (err error) {
 		fd, err = openSocket()
 		return err
 	}); err != nil {

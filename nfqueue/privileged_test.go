@@ -252,7 +252,7 @@ func TestPrivilegedQueue(t *testing.T) {
 	if err := dir.Do(func() (err error) { leftover, err = NewRules(table, testQueue); return err }); err != nil {
 		t.Fatal(err)
 	}
-	leftover.ns.Close() // abandoned, as by a process that died
+	leftover.nft.Close() // abandoned without deleting its table, as by a process that died
 	if err := dir.Do(func() (err error) { rules, err = NewRules(table, testQueue); return err }); err != nil {
 		t.Fatal(err)
 	}

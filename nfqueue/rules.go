@@ -1,29 +1,16 @@
 package nfqueue
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"regexp"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/uvs-project/uvs/nsexec"
 )
 
 // ErrRulesClosed is returned by a Rules' methods after Close.
 var ErrRulesClosed = errors.New("nfqueue: rules closed")
-
-// nftTimeout bounds one nft invocation.
-const nftTimeout = 10 * time.Second
-
-// tableName is what NewRules accepts: an nft identifier.
-var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // rulesPriority is just after mangle (-150), so marks set there count.
 const rulesPriority = -140
@@ -50,30 +37,22 @@ const rulesPriority = -140
 type Rules struct {
 	table  string
 	queue  uint16
-	nft    string
+	nft    *nsexec.Nft
 	compat bool
-
-	mu     sync.Mutex
-	ns     netns.NsHandle
-	closed bool
 }
 
 // NewRules creates the table ip <table> for queue with an empty marks
 // set, replacing a table of the same name (left by a process that died)
 // in the same transaction. It needs the nft command in PATH.
 func NewRules(table string, queue uint16) (*Rules, error) {
-	if !tableName.MatchString(table) {
+	if !nsexec.ValidTable(table) {
 		return nil, fmt.Errorf("nfqueue: invalid nft table name %q", table)
 	}
-	nft, err := exec.LookPath("nft")
+	nft, err := nsexec.NewNft(ErrRulesClosed)
 	if err != nil {
 		return nil, fmt.Errorf("nfqueue: %w", err)
 	}
-	h, err := netns.Get()
-	if err != nil {
-		return nil, fmt.Errorf("nfqueue: current network namespace: %w", err)
-	}
-	r := &Rules{table: table, queue: queue, nft: nft, ns: h}
+	r := &Rules{table: table, queue: queue, nft: nft}
 	out, err := r.run(r.script(true), "-f", "-")
 	if err != nil && noQueueExpr(out) {
 		r.compat = true
@@ -85,7 +64,7 @@ func NewRules(table string, queue uint16) (*Rules, error) {
 		}
 	}
 	if err != nil {
-		h.Close()
+		nft.Close()
 		return nil, err
 	}
 	return r, nil
@@ -144,71 +123,17 @@ func (r *Rules) SetMarks(marks []uint32) error {
 // Close deletes the table. Later calls return nil; the other methods
 // return ErrRulesClosed after it.
 func (r *Rules) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return nil
+	if err := r.nft.Close("delete", "table", "ip", r.table); err != nil {
+		return fmt.Errorf("nfqueue: %w", err)
 	}
-	_, err := r.runLocked("", "delete", "table", "ip", r.table)
-	r.closed = true
-	r.ns.Close()
-	return err
+	return nil
 }
 
 // run runs nft with args in the Rules' namespace, script on its stdin.
 func (r *Rules) run(script string, args ...string) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return "", ErrRulesClosed
+	out, err := r.nft.Run(script, args...)
+	if err != nil && !errors.Is(err, ErrRulesClosed) {
+		err = fmt.Errorf("nfqueue: %w", err)
 	}
-	return r.runLocked(script, args...)
-}
-
-func (r *Rules) runLocked(script string, args ...string) (string, error) {
-	var out []byte
-	err := inNetns(r.ns, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), nftTimeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, r.nft, args...)
-		if script != "" {
-			cmd.Stdin = strings.NewReader(script)
-		}
-		var err error
-		out, err = cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("nfqueue: nft %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-		}
-		return nil
-	})
-	return string(out), err
-}
-
-// inNetns runs fn on a fresh goroutine locked to a thread switched into
-// ns: a child process inherits its forking thread's namespace, a socket
-// its creating thread's. The thread is retired, not reused, if it cannot
-// be switched back.
-func inNetns(ns netns.NsHandle, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			done <- fmt.Errorf("nfqueue: current network namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			done <- fmt.Errorf("nfqueue: enter the rules' namespace: %w", err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			done <- errors.Join(ferr, fmt.Errorf("nfqueue: restore namespace: %w", err))
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- ferr
-	}()
-	return <-done
+	return out, err
 }
