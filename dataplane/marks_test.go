@@ -14,7 +14,7 @@ import (
 // markEngine is an engine of one socketless worker with a mark ring: a
 // fwmark service (mark 1, rr, servers without a port), an address
 // service on vip:8080 and, when persistent, persistence on the mark.
-func markEngine(t *testing.T, persistent bool) (*Engine, *worker, *port, *port) {
+func markEngine(t testing.TB, persistent bool) (*Engine, *worker, *port, *port) {
 	t.Helper()
 	m := service.NewModel()
 	fk := service.Key{FWMark: 1}
@@ -193,5 +193,26 @@ func TestWorkerFWMarkPersistence(t *testing.T) {
 	}
 	if tpl == nil || tpl.Orig.Dst != [4]byte{0, 0, 0, 1} || tpl.Orig.DPort != 0 {
 		t.Fatalf("template %+v: want one keyed by mark 1 as an address, port 0", tpl)
+	}
+}
+
+// BenchmarkMarked is a marked UDP datagram of a tracked fwmark
+// connection: InjectMarked's copy into the owner's ring, then the
+// worker's pass over it (lookup, rewrite, queue).
+func BenchmarkMarked(b *testing.B) {
+	e, w, _, ps := markEngine(b, false)
+	frame := udpFrame(b, cip, netip.AddrPortFrom(vip.Addr(), 53), d0MAC, 18)
+	pkt := frame[vnetHdrLen+header.EthernetMinimumSize:]
+	b.ReportAllocs()
+	for b.Loop() {
+		if !e.InjectMarked(1, clientMAC, 1, pkt) {
+			b.Fatal("refused")
+		}
+		w.drainMarks()
+		w.marks.release()
+		ps.txN = 0
+	}
+	if w.stats.markIn.load() == 0 || len(tableSnapshot(w)) != 1 {
+		b.Fatal("the datagrams did not go through one connection")
 	}
 }

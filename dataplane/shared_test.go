@@ -62,7 +62,7 @@ func TestSharedSchedulerSequence(t *testing.T) {
 }
 
 // testWorkerWith is a single worker over model m: the reference sequence.
-func testWorkerWith(t *testing.T, m *service.Model) (*worker, *port, *port) {
+func testWorkerWith(t testing.TB, m *service.Model) (*worker, *port, *port) {
 	t.Helper()
 	w := &worker{model: m, batch: 64, ct: conntrack.New(1<<12, 1), nworkers: 1}
 	pc, ps := fakePort(1, d0MAC, 64), fakePort(2, d1MAC, 64)
