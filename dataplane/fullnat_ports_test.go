@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -319,5 +320,44 @@ func TestFullNATLocalPortBackoff(t *testing.T) {
 	w.now = failed + lportBackoff
 	if syn(9) != 1 {
 		t.Fatalf("after the backoff from the failed search, a SYN found no port (freed %+v)", freed)
+	}
+}
+
+// TestFullNATExhaustedAddressPassedOver: with one local address's ports
+// all taken towards a server, new connections go to the other address
+// without a search of the full one before each (the addresses take
+// turns); a second later the full one is searched again.
+func TestFullNATExhaustedAddressPassedOver(t *testing.T) {
+	w, pc, ps := fullNATWorker(t)
+	lipB := netip.MustParseAddr("198.19.0.201")
+	key := service.Key{Proto: 6, Addr: vip.Addr().As4(), Port: vip.Port()}
+	if err := w.model.SetLocalAddrs(key, [][4]byte{fnatLIP.As4(), lipB.As4()}); err != nil {
+		t.Fatal(err)
+	}
+	w.adopt(w.model.Snapshot())
+	fillLocalPorts(t, w)
+	for i := range 100 {
+		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 5, byte(i)}), 40000)
+		w.handle(pc, rxFrame{buf: fnatFrame(t, client, vip, d0MAC, header.TCPFlagSyn)})
+		out := queued(ps)
+		if len(out) != 1 {
+			t.Fatalf("SYN %d: %d frames, want 1 (the other address has free ports)", i, len(out))
+		}
+		if _, ip, _ := decode(t, out[0]); ip.SrcIP.String() != lipB.String() {
+			t.Fatalf("SYN %d went out from %v, want %v", i, ip.SrcIP, lipB)
+		}
+		w.now += int64(time.Millisecond)
+	}
+	if w.lportMisses != 1 {
+		t.Fatalf("%d failed searches of the full address over 100 SYNs, want 1", w.lportMisses)
+	}
+	w.now += pairBackoff
+	for i := range 2 {
+		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 6, byte(i)}), 40000)
+		w.handle(pc, rxFrame{buf: fnatFrame(t, client, vip, d0MAC, header.TCPFlagSyn)})
+		queued(ps)
+	}
+	if w.lportMisses != 2 {
+		t.Fatalf("%d failed searches after the pair's backoff, want the full address searched once more (2)", w.lportMisses)
 	}
 }

@@ -87,6 +87,12 @@ type worker struct {
 	lportNext uint16
 	// lportFull is when a search last found no free local port.
 	lportFull int64
+	// pairFull is, by destination ID × lipStride + local address index,
+	// when a search for that pair last failed; lportMisses counts the
+	// failed searches.
+	pairFull    []int64
+	lipStride   int
+	lportMisses uint64
 
 	// standby is, by service ID, whether the service's VRRP instance is
 	// not MASTER here.
@@ -165,6 +171,16 @@ func (w *worker) adopt(s *service.Snapshot) {
 	w.svcC = grow(&w.stats.svc, int(maxSvc)+1)
 	w.destC = grow(&w.stats.dest, len(s.Dests))
 	w.steer = steeringOf(s)
+	w.lipStride = 0
+	for i := range s.Services {
+		w.lipStride = max(w.lipStride, len(s.Services[i].LocalAddrs))
+	}
+	// The pairs' failures are forgotten with the snapshot: at worst one
+	// more search each.
+	w.pairFull = nil
+	if w.lipStride > 0 {
+		w.pairFull = make([]int64, len(s.Dests)*w.lipStride)
+	}
 	w.timeouts = conntrack.DefaultTimeouts()
 	w.timeouts.SetIPVSADM(s.Timeouts.TCP, s.Timeouts.TCPFin, s.Timeouts.UDP)
 	w.snap = s
@@ -534,7 +550,7 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 		DestIf:    d.NextHop.Ifindex,
 	}
 	if d.Fwd == service.FwdFullNat {
-		lip, lport, ok := w.localPort(svc, d, proto)
+		lip, lport, ok := w.localPort(svc, destID, d, proto)
 		if !ok {
 			w.drop(dropNoLocalPort)
 			return
@@ -871,38 +887,79 @@ const (
 	// again for every SYN of a flood.
 	lportTries   = 1<<16 - lportMin
 	lportBackoff = int64(10 * time.Millisecond)
+	// pairBackoff is how long a local address whose ports are all taken
+	// towards one real server is passed over for that server: the
+	// addresses take turns, and a full search of an exhausted one before
+	// every SYN would cost a millisecond each.
+	pairBackoff = int64(time.Second)
 )
 
-func (w *worker) localPort(svc *service.SvcSnap, d *service.DestSnap, proto uint8) (lip [4]byte, lport uint16, ok bool) {
+func (w *worker) localPort(svc *service.SvcSnap, destID uint32, d *service.DestSnap, proto uint8) (lip [4]byte, lport uint16, ok bool) {
 	if len(svc.LocalAddrs) == 0 {
 		return lip, 0, false
 	}
 	if w.lportFull != 0 && w.now-w.lportFull < lportBackoff {
 		return lip, 0, false
 	}
-	for range len(svc.LocalAddrs) {
-		w.lipNext = (w.lipNext + 1) % len(svc.LocalAddrs)
-		lip = svc.LocalAddrs[w.lipNext]
-		lipv := be32(lip)
-		for range lportTries {
-			w.lportNext++
-			if w.lportNext < lportMin {
-				w.lportNext = lportMin
-			}
-			port := w.lportNext
-			if w.nworkers > 1 && int(steerKeyOf(lipv, port)%uint32(w.nworkers)) != w.id {
+	// Addresses that failed towards d lately are searched last, and only
+	// when no other has a port.
+	for pass := 0; pass < 2; pass++ {
+		skipped := false
+		for range len(svc.LocalAddrs) {
+			w.lipNext = (w.lipNext + 1) % len(svc.LocalAddrs)
+			lip = svc.LocalAddrs[w.lipNext]
+			var full *int64
+			if i := int(destID)*w.lipStride + w.lipNext; w.lipNext < w.lipStride && i < len(w.pairFull) {
+				full = &w.pairFull[i]
+				recent := *full != 0 && w.now-*full < pairBackoff
+				if pass == 0 && recent {
+					skipped = true
+					continue
+				}
+				if pass == 1 && (!recent || *full == w.now) {
+					continue // searched in the first pass, or this round
+				}
+			} else if pass == 1 {
 				continue
 			}
-			k := conntrack.Tuple{Src: d.Addr, Dst: lip, SPort: d.Port, DPort: port, Proto: proto}
-			if _, _, taken := w.ct.Lookup(&k); !taken {
-				return lip, port, true
+			if w.fullScan(lip, d, proto, &lport) {
+				return lip, lport, true
 			}
+			w.lportMisses++
+			if full != nil {
+				*full = w.now
+			}
+		}
+		if !skipped {
+			break
 		}
 	}
 	// Only a search that found nothing starts the backoff: the SYNs it
 	// refuses must not keep extending it.
 	w.lportFull = w.now
 	return lip, 0, false
+}
+
+// fullScan looks for a free local port of lip towards d, from the
+// worker's cursor on, over the whole range.
+func (w *worker) fullScan(lip [4]byte, d *service.DestSnap, proto uint8, lport *uint16) bool {
+	lipv := be32(lip)
+	for range lportTries {
+		w.lportNext++
+		if w.lportNext < lportMin {
+			w.lportNext = lportMin
+		}
+		port := w.lportNext
+		if w.nworkers > 1 && int(steerKeyOf(lipv, port)%uint32(w.nworkers)) != w.id {
+			continue
+		}
+		k := conntrack.Tuple{Src: d.Addr, Dst: lip, SPort: d.Port, DPort: port, Proto: proto}
+		if _, _, taken := w.ct.Lookup(&k); !taken {
+			*lport = port
+			return true
+		}
+	}
+	return false
 }
 
 // reuse implements IPVS's conn_reuse_mode 1: a SYN from the client for a
