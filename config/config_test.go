@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -527,6 +528,28 @@ func TestFullNAT(t *testing.T) {
 	}
 	if rs := c.VirtualServers[0].RealServers[0]; c.VirtualServers[0].LBKind != "FNAT" || rs.LBKind != "FNAT" || rs.Port != 8080 {
 		t.Errorf("vs %+v", c.VirtualServers[0])
+	}
+}
+
+// A local_address_group takes addresses and ranges, as a
+// virtual_server_group does.
+func TestLocalAddressGroup(t *testing.T) {
+	c, err := Parse("t.conf", strings.NewReader("local_address_group L {\n  10.0.0.1\n  10.0.0.5-7\n  10.0.1.0/31\n}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range c.LocalAddressGroups["L"] {
+		got = append(got, a.String())
+	}
+	if want := []string{"10.0.0.1", "10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.1.0", "10.0.1.1"}; !slices.Equal(got, want) {
+		t.Errorf("addresses %v, want %v", got, want)
+	}
+	for _, bad := range []string{"10.0.0.9-3", "2001:db8::1", "10.0.0.300"} {
+		_, err := Parse("t.conf", strings.NewReader("local_address_group L {\n  "+bad+"\n}\n"))
+		if want := fmt.Sprintf("t.conf:2: local_address_group L: bad address %q", bad); err == nil || err.Error() != want {
+			t.Errorf("%s: %v, want %s", bad, err, want)
+		}
 	}
 }
 

@@ -343,12 +343,15 @@ func (p *parser) localAddressGroup(open stmt) {
 	}
 	var addrs []netip.Addr
 	p.entries(open, func(s stmt) {
-		a, err := netip.ParseAddr(s.words[0])
-		if err != nil || !a.Is4() {
+		// An address or a range, as in a virtual_server_group.
+		first, last, ok := parseRange(s.words[0])
+		if !ok || !first.Is4() || last.Less(first) {
 			p.fail(s.pos, "local_address_group %s: bad address %q", name, s.words[0])
 			return
 		}
-		addrs = append(addrs, a)
+		for a := first; a.IsValid() && a.Compare(last) <= 0; a = a.Next() {
+			addrs = append(addrs, a)
+		}
 	})
 	p.cfg.LocalAddressGroups[name] = addrs
 }

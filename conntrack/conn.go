@@ -32,7 +32,15 @@ const (
 	// client's connection openers come through the netfilter queue,
 	// which carries the mark, not through the capture rings.
 	FlagFwmark
+	// FlagReserved marks an entry that only holds a FULLNAT local
+	// endpoint towards a real server (its reply tuple) after its
+	// connection was replaced early: the server may still hold the
+	// tuple in TIME_WAIT. No packet is forwarded on it.
+	FlagReserved
 )
+
+// IsReserved reports whether the entry is a FULLNAT port reservation.
+func (c *Conn) IsReserved() bool { return c.Flags&FlagReserved != 0 }
 
 const protoUDP = 17
 

@@ -104,6 +104,7 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 	}
 	d.writeVRRPMetrics(w, &c)
 	d.writeMarkMetrics(w, c.MarkIn, c.MarkDup, c.MarkDeferred)
+	writeCounter(w, "uvs_fullnat_reservations_total", "FULLNAT local endpoints kept taken for a TIME_WAIT period after a reused client port replaced their connection.", c.Reserved)
 }
 
 // writeCounter writes one unlabelled counter in Prometheus text format.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -281,6 +282,7 @@ func (e *Engine) Counters() Counters {
 		c.MarkIn += s.markIn.load()
 		c.MarkDup += s.markDup.load()
 		c.MarkDeferred += s.markDeferred.load()
+		c.Reserved += s.reserved.load()
 		for _, p := range w.ports {
 			c.RingOverruns += p.ringOverruns()
 		}
@@ -300,7 +302,10 @@ func (e *Engine) Conns(ctx context.Context, max int) ([]conntrack.Conn, error) {
 	var out []conntrack.Conn
 	for _, w := range e.workers {
 		done := make(chan []conntrack.Conn, 1)
-		fn := func(w *worker) { done <- w.ct.AppendSnapshot(nil, max) }
+		fn := func(w *worker) {
+			// FULLNAT reservations are not connections.
+			done <- slices.DeleteFunc(w.ct.AppendSnapshot(nil, max), func(c conntrack.Conn) bool { return c.IsReserved() })
+		}
 		select {
 		case w.reqs <- fn:
 		case <-ctx.Done():
@@ -385,7 +390,7 @@ func (e *Engine) SyncSnapshot(ctx context.Context, max int) ([]connsync.Record, 
 				now := monotime()
 				p := part{next: next, end: next >= w.ct.Cap()}
 				for i := range cs {
-					if c := &cs[i]; !c.Expired(now) {
+					if c := &cs[i]; !c.Expired(now) && !c.IsReserved() {
 						var r connsync.Record
 						w.toRecord(&r, c, now)
 						p.recs = append(p.recs, r)

@@ -361,3 +361,45 @@ func TestFullNATExhaustedAddressPassedOver(t *testing.T) {
 		t.Fatalf("%d failed searches after the pair's backoff, want the full address searched once more (2)", w.lportMisses)
 	}
 }
+
+// TestFullNATReuseReservesPort: a client that reuses its port while its
+// old FULLNAT connection is in TIME_WAIT gets a new connection (IPVS's
+// conn_reuse_mode), but the old local endpoint stays taken towards the
+// server for a TIME_WAIT period: the server, which closed first, still
+// holds that tuple and would refuse a new SYN from it. Late packets to
+// the old endpoint go nowhere; after the period the port is free again.
+func TestFullNATReuseReservesPort(t *testing.T) {
+	w, pc, ps := fullNATWorker(t)
+	client := netip.AddrPortFrom(netip.MustParseAddr("198.18.7.1"), 40000)
+	old := fnatOpen(t, w, pc, ps, client)
+	orig := conntrack.Tuple{Src: client.Addr().As4(), Dst: vip.Addr().As4(), SPort: client.Port(), DPort: vip.Port(), Proto: 6}
+	oid, _, ok := w.ct.Lookup(&orig)
+	if !ok {
+		t.Fatal("no connection after the SYN")
+	}
+	w.ct.Get(oid).State = conntrack.StateTimeWait // as after the server's and the client's FINs
+	fresh := fnatOpen(t, w, pc, ps, client)
+	if fresh == old {
+		t.Fatalf("the reused client port got the old local port %d back", old)
+	}
+	oldReply := conntrack.Tuple{Src: rip1.As4(), Dst: fnatLIP.As4(), SPort: fnatRSPort, DPort: old, Proto: 6}
+	id, _, found := w.ct.Lookup(&oldReply)
+	if !found || !w.ct.Get(id).IsReserved() {
+		t.Fatalf("old local endpoint %d: no reservation (found %v)", old, found)
+	}
+	if out := fnatReply(t, w, pc, ps, old, header.TCPFlagAck); len(out) != 0 {
+		t.Fatalf("a late packet to the reserved endpoint was forwarded: %d frames", len(out))
+	}
+	if n := len(tableSnapshot(w)); n != 2 {
+		t.Fatalf("%d entries, want the new connection and the reservation", n)
+	}
+	// The reservation counts in no destination's connections.
+	if cc := w.snap.Dests[w.snap.Services[0].DestIDs[0]].Conns; cc.Active.Load()+cc.Inactive.Load() != 1 {
+		t.Fatalf("destination counts %d active, %d inactive, want the new connection alone", cc.Active.Load(), cc.Inactive.Load())
+	}
+	w.now += w.timeouts.Timeout(conntrack.StateTimeWait) + 1
+	w.ct.Reap(w.now, w.ct.Cap(), w.expire)
+	if _, _, ok := w.ct.Lookup(&oldReply); ok {
+		t.Fatal("the reservation outlived its TIME_WAIT period")
+	}
+}

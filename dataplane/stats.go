@@ -94,7 +94,10 @@ type workerStats struct {
 	// marked copies left to the ring's copy, ring copies left to the
 	// queue.
 	markIn, markDup, markDeferred counter
-	drops                         [numDropReasons]counter
+	// reserved counts FULLNAT local endpoints kept taken after a reused
+	// client port replaced their connection.
+	reserved counter
+	drops    [numDropReasons]counter
 	// by service ID and destination ID; replaced (grown) by the worker
 	// when a snapshot brings new IDs.
 	svc  atomic.Pointer[[]ipvsCounters]
@@ -130,6 +133,7 @@ type Counters struct {
 	FromPeer, LocalOut                                               uint64
 	SyncOut, SyncDropped, SyncIn, SyncNoService, SyncRefused         uint64
 	MarkIn, MarkDup, MarkDeferred                                    uint64
+	Reserved                                                         uint64
 	Drops                                                            map[string]uint64
 	PerWorkerRx                                                      []uint64
 }

@@ -264,7 +264,7 @@ func (w *worker) run(ctx context.Context) {
 
 // expire is called by the reaper for each connection it removes.
 func (w *worker) expire(_ uint32, c *conntrack.Conn) {
-	if int(c.Dest) >= len(w.snap.Dests) {
+	if int(c.Dest) >= len(w.snap.Dests) || c.IsReserved() {
 		return
 	}
 	cc := w.snap.Dests[c.Dest].Conns
@@ -431,6 +431,12 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 	if id, dir, ok := w.ct.Lookup(&tuple); ok {
 		if w.nworkers > 1 {
 			w.checkOwner(&tuple, dir)
+		}
+		if w.ct.Get(id).IsReserved() {
+			// A late packet of the connection the reservation
+			// replaced: nobody is left to take it.
+			w.drop(dropNoConn)
+			return
 		}
 		if fw := w.ct.Get(id).Flags&conntrack.FlagFwmark != 0 && dir == conntrack.DirOrig; fw != (w.mark != 0) {
 			// Each packet is acted on once, from the ring or from
@@ -977,8 +983,36 @@ func (w *worker) reuse(id uint32, proto uint8, tcpFlags uint8) bool {
 		return false
 	}
 	w.expire(id, c)
+	if service.Fwd(c.Fwd) == service.FwdFullNat {
+		w.reserve(id, c)
+		return true
+	}
 	w.ct.Delete(id)
 	return true
+}
+
+// reservedProto is a FULLNAT reservation's original-direction protocol:
+// no packet carries it, so only its reply tuple can match.
+const reservedProto = 0xfe
+
+// reserve replaces FULLNAT connection id, ended early by a reused client
+// port, with an entry that keeps its local endpoint taken towards its
+// server for a TIME_WAIT period: the server closed first and holds the
+// tuple, and a new connection from the same LIP:lport would meet that
+// TIME_WAIT and be refused. A full table just frees the port.
+func (w *worker) reserve(id uint32, c *conntrack.Conn) {
+	reply := c.Reply
+	w.ct.Delete(id)
+	r := conntrack.Conn{
+		Orig:    conntrack.Tuple{Src: reply.Dst, Dst: reply.Src, SPort: reply.DPort, DPort: reply.SPort, Proto: reservedProto},
+		Reply:   reply,
+		State:   conntrack.StateTimeWait,
+		Flags:   conntrack.FlagReserved,
+		Expires: w.now + w.timeouts.Timeout(conntrack.StateTimeWait),
+	}
+	if _, err := w.ct.Insert(&r); err == nil {
+		w.stats.reserved.add(1)
+	}
 }
 
 // checkOwner counts a packet that reached this worker although the
