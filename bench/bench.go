@@ -173,9 +173,17 @@ func buildLab(ctx context.Context, cfg Config) (*lab.Lab, *env, error) {
 	if e.topo, err = lab.NATTopology(l, lab.NATOptions{}); err != nil {
 		return fail(fmt.Errorf("lab: %w", err))
 	}
-	// wrk close makes ~10k connections/s: give the client every port.
-	if err := e.topo.Client.Sysctl("net.ipv4.ip_local_port_range", "1024 65535"); err != nil {
-		return fail(err)
+	// wrk close makes ~15k connections/s: give the client every port,
+	// and let connect() take a port in TIME_WAIT (timestamps keep that
+	// safe). A connection whose response wrk reads before the server's
+	// FIN arrives closes from the client's side and leaves it TIME_WAIT
+	// for 60 s; once a few percent do, connect() has only the odd ports
+	// left to search and the load falls to a few hundred conn/s (seen
+	// with two uvsd workers, whose replies take the two CPUs).
+	for _, kv := range [][2]string{{"net.ipv4.ip_local_port_range", "1024 65535"}, {"net.ipv4.tcp_tw_reuse", "1"}} {
+		if err := e.topo.Client.Sysctl(kv[0], kv[1]); err != nil {
+			return fail(err)
+		}
 	}
 	for i, rs := range e.topo.RS {
 		if _, err := rs.StartNginx(l.Dir(rs.Short()), fmt.Sprintf("rs%d", i+1)); err != nil {
