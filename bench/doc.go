@@ -16,6 +16,16 @@
 //	           64 frames of 64-byte UDP payload, 1024 source ports) to port 9:
 //	           packets/s delivered, counted at the real servers' eth0, and
 //	           packets/s sent
+//	udp-sink   the same with the real servers dropping the datagrams at
+//	           their ingress hook (after veth counted them): veth runs the
+//	           receiver's stack on the sending CPU, charged to uvsd, so
+//	           this isolates the director's own cost per packet
+//
+// The client may reuse ports in TIME_WAIT (tcp_tw_reuse=1) and has every
+// port: a close load otherwise runs out of ports as soon as a few percent
+// of its connections close from the client's side. The FULLNAT peer has
+// eight local addresses: a local endpoint stays taken for TIME_WAIT
+// (2 min) after its connection, and two would run out within three runs.
 //
 // For uvsd it also records CPU seconds (utime+stime) per million packets
 // forwarded (InPkts+OutPkts from `uvsadm -L -n --stats --exact`) and RSS.
