@@ -22,5 +22,13 @@
 //
 // Beside the path: steer.go builds the fanout program that brings both
 // legs of a connection to its worker; sync.go queues connection changes
-// for the backup director and imports the master's (connsync).
+// for the backup director and imports the master's (connsync); marks.go
+// takes the packets of fwmark services, which netfilter marked after the
+// ring saw them, from the daemon's NFQUEUE reader into the owner worker's
+// single-producer ring (InjectMarked), and decides which of a packet's
+// two copies is acted on.
+//
+// Schedulers that keep state (rr, wrr, lblc, lblcr) are shared by the
+// workers under one mutex per service, taken once per new connection
+// (shared.go), so the sequence is IPVS's.
 package dataplane
