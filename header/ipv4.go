@@ -170,3 +170,30 @@ func (b IPv4) SetTTLWithChecksumUpdate(ttl uint8) {
 	b[ipTTL] = ttl
 	b.SetChecksum(ChecksumUpdate2(b.Checksum(), old, binary.BigEndian.Uint16(b[ipTTL:])))
 }
+
+// IPv4Fields are the fields of an IPv4 header without options.
+type IPv4Fields struct {
+	TOS         uint8
+	TotalLength uint16
+	ID          uint16
+	Flags       uint8 // IPv4FlagDontFragment, IPv4FlagMoreFragments; offset 0
+	TTL         uint8
+	Protocol    uint8
+	Src, Dst    [4]byte
+}
+
+// Encode writes a 20-byte header with f's fields and its checksum, as a
+// new packet (an IPIP outer header, a VRRP advert, an ICMP error) needs.
+func (b IPv4) Encode(f *IPv4Fields) {
+	b[ipVersIHL] = 4<<4 | IPv4MinimumSize/4
+	b[ipTOS] = f.TOS
+	b.SetTotalLength(f.TotalLength)
+	b.SetID(f.ID)
+	binary.BigEndian.PutUint16(b[ipFlagsFrag:], uint16(f.Flags)<<13)
+	b[ipTTL] = f.TTL
+	b[ipProtocol] = f.Protocol
+	b.SetChecksum(0)
+	b.SetSrc(f.Src)
+	b.SetDst(f.Dst)
+	b.SetChecksum(b.CalculateChecksum())
+}

@@ -30,15 +30,8 @@ var (
 func udp4(src, dst netip.AddrPort, payload []byte) []byte {
 	p := make([]byte, header.IPv4MinimumSize+header.UDPSize+len(payload))
 	ip := header.IPv4(p)
-	ip[0] = 0x45 // version 4, IHL 5
-	ip.SetTotalLength(uint16(len(p)))
-	ip.SetID(0x1234)
-	ip[6] = 0x40 // DF
-	ip.SetTTL(64)
-	ip[9] = header.ProtoUDP
-	ip.SetSrc(src.Addr().As4())
-	ip.SetDst(dst.Addr().As4())
-	ip.SetChecksum(ip.CalculateChecksum())
+	ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(p)), ID: 0x1234, Flags: header.IPv4FlagDontFragment,
+		TTL: 64, Protocol: header.ProtoUDP, Src: src.Addr().As4(), Dst: dst.Addr().As4()})
 	udp := header.UDP(p[header.IPv4MinimumSize:])
 	udp.SetSrcPort(src.Port())
 	udp.SetDstPort(dst.Port())

@@ -32,20 +32,16 @@ func EncapIPIP(head []byte, off int, src, dst [4]byte, id uint16) []byte {
 	if vnet.Flags()&header.VirtioNetHdrFNeedsCsum != 0 {
 		vnet.SetCsumStart(vnet.CsumStart() + IPIPOverhead)
 	}
-	outer := header.IPv4(head[n+pre : n+pre+IPIPOverhead])
-	outer[0] = 0x45
-	outer[1] = inner.TOS()
-	outer.SetTotalLength(inner.TotalLength() + IPIPOverhead)
-	outer.SetID(id)
-	outer[6], outer[7] = 0, 0
-	if inner.Flags()&header.IPv4FlagDontFragment != 0 {
-		outer[6] = 0x40
-	}
-	outer.SetTTL(inner.TTL())
-	outer[9] = header.ProtoIPIP
-	outer.SetSrc(src)
-	outer.SetDst(dst)
-	outer.SetChecksum(outer.CalculateChecksum())
+	header.IPv4(head[n+pre : n+pre+IPIPOverhead]).Encode(&header.IPv4Fields{
+		TOS:         inner.TOS(),
+		TotalLength: inner.TotalLength() + IPIPOverhead,
+		ID:          id,
+		Flags:       inner.Flags() & header.IPv4FlagDontFragment,
+		TTL:         inner.TTL(),
+		Protocol:    header.ProtoIPIP,
+		Src:         src,
+		Dst:         dst,
+	})
 	end := off + pre + int(inner.TotalLength())
 	return head[n:end]
 }
@@ -75,15 +71,9 @@ func FragNeeded(out, frame []byte, src [4]byte, mtu uint16) []byte {
 	eth.SetSrc(in.Dst())
 	eth.SetType(header.EtherTypeIPv4)
 	o := header.IPv4(out[header.EthernetMinimumSize:])
-	clear(o[:header.IPv4MinimumSize])
-	o[0] = 0x45
-	o[1] = 0xc0 // internetwork control, as the kernel sends ICMP errors
-	o.SetTotalLength(uint16(n - header.EthernetMinimumSize))
-	o.SetTTL(64)
-	o[9] = header.ProtoICMP
-	o.SetSrc(src)
-	o.SetDst(ip.Src())
-	o.SetChecksum(o.CalculateChecksum())
+	// TOS internetwork control, as the kernel sends ICMP errors.
+	o.Encode(&header.IPv4Fields{TOS: 0xc0, TotalLength: uint16(n - header.EthernetMinimumSize),
+		TTL: 64, Protocol: header.ProtoICMP, Src: src, Dst: ip.Src()})
 	m := header.ICMPv4(o[header.IPv4MinimumSize:])
 	clear(m[:header.ICMPv4MinimumSize])
 	m.SetType(header.ICMPv4DestUnreachable)

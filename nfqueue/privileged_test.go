@@ -193,13 +193,8 @@ func tcpOf(q queued) header.TCP {
 func tcp4(src, dst netip.AddrPort, flags uint8) []byte {
 	p := make([]byte, header.IPv4MinimumSize+header.TCPMinimumSize)
 	ip := header.IPv4(p)
-	ip[0] = 0x45
-	ip.SetTotalLength(uint16(len(p)))
-	ip.SetTTL(64)
-	ip[9] = header.ProtoTCP
-	ip.SetSrc(src.Addr().As4())
-	ip.SetDst(dst.Addr().As4())
-	ip.SetChecksum(ip.CalculateChecksum())
+	ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(p)), TTL: 64, Protocol: header.ProtoTCP,
+		Src: src.Addr().As4(), Dst: dst.Addr().As4()})
 	tcp := header.TCP(p[header.IPv4MinimumSize:])
 	tcp.SetSrcPort(src.Port())
 	tcp.SetDstPort(dst.Port())

@@ -254,15 +254,8 @@ func AppendAdvert(b []byte, src, dst netip.Addr, a *Advert) []byte {
 	b, p := grow(b, ipv4HeaderSize+n)
 	src4, dst4 := src.As4(), dst.As4()
 
-	ip := header.IPv4(p)
-	ip[0] = 4<<4 | ipv4HeaderSize/4
-	ip[1] = tosCS6
-	ip.SetTotalLength(uint16(ipv4HeaderSize + n))
-	ip.SetTTL(ttlVRRP)
-	ip[9] = header.ProtoVRRP
-	ip.SetSrc(src4)
-	ip.SetDst(dst4)
-	ip.SetChecksum(ip.CalculateChecksum())
+	header.IPv4(p).Encode(&header.IPv4Fields{TOS: tosCS6, TotalLength: uint16(ipv4HeaderSize + n),
+		TTL: ttlVRRP, Protocol: header.ProtoVRRP, Src: src4, Dst: dst4})
 
 	m := p[ipv4HeaderSize:]
 	m[vrVersType] = a.Version<<4 | typeAdvert
