@@ -125,3 +125,62 @@ func TestPrivilegedFWMark(t *testing.T) {
 		t.Fatalf("fwmark 3 answers %v, want 2/2", got)
 	}
 }
+
+// TestPrivilegedFWMarkDR is keepalived's "DR with fwmark" setup: one mark
+// for HTTP and UDP to the VIP, persistence on the mark, so a client's
+// TCP connections and UDP datagrams all reach one real server (IPVS keys
+// a fwmark service's template by client and mark, whatever the port or
+// protocol), and the servers answer the client directly.
+func TestPrivilegedFWMarkDR(t *testing.T) {
+	l, client, dir, _ := oneArm(t, "dr")
+	conf := `vrrp_instance VI_DR {
+    state MASTER
+    interface d0
+    virtual_router_id 62
+    priority 100
+    virtual_ipaddress {
+        198.18.0.100/24
+    }
+}
+virtual_server fwmark 5 {
+    lb_algo rr
+    lb_kind DR
+    persistence_timeout 60
+    real_server 198.18.0.11 {
+        weight 1
+    }
+    real_server 198.18.0.12 {
+        weight 1
+    }
+}
+`
+	d := startUVSD(t, l, dir, conf, "--workers", "2", "--metrics", "127.0.0.1:9180")
+	waitMetric(t, dir, `uvs_vrrp_state{instance="VI_DR"}`, 10*time.Second, "2 (MASTER)", func(v uint64) bool { return v == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rule := `add table ip mangle_dr { chain pre { type filter hook prerouting priority mangle; ip daddr 198.18.0.100 tcp dport 80 meta mark set 5; ip daddr 198.18.0.100 udp dport 5353 meta mark set 5; }; }`
+	if out, err := dir.Run(ctx, "nft", rule); err != nil {
+		t.Fatalf("nft: %v\n%s", err, out)
+	}
+	got := map[string]int{}
+	for _, w := range curlClose(t, client, "http://198.18.0.100/", 10) {
+		got[w]++
+	}
+	for range 5 {
+		name, err := udpAsk(client, netip.MustParseAddrPort("198.18.0.100:5353"))
+		if err != nil {
+			t.Fatalf("UDP: %v", err)
+		}
+		got[name]++
+	}
+	if len(got) != 1 || (got["rs1"] != 15 && got["rs2"] != 15) {
+		t.Fatalf("answers %v: want all 10 HTTP and 5 UDP from the one server the client's template names", got)
+	}
+	out := d.mustAdm("-L", "-n", "--stats", "--exact")
+	if st := statsLine(t, out, "FWM 5"); st[0] != 15 || st[2] != 0 {
+		t.Fatalf("FWM 5: %d connections, %d packets out (want 15 and 0: DR replies bypass the director)\n%s", st[0], st[2], out)
+	}
+	if listing := d.mustAdm("-L", "-n"); !strings.Contains(listing, "Route") || !strings.Contains(listing, "persistent 60") {
+		t.Fatalf("listing:\n%s", listing)
+	}
+}

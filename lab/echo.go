@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"golang.org/x/net/ipv4"
 )
 
 // maxEchoErrors ends a UDP echo that only gets errors, rather than spin.
@@ -37,13 +39,21 @@ func (n *NS) StartUDPEcho(port int) (stop func(), err error) {
 		c.Close()
 		return nil, err
 	}
+	// Answer from the address the datagram was sent to (IP_PKTINFO), as
+	// UDP servers behind a DR or TUN director must: the VIP is on lo,
+	// and the route to the client would pick eth0's address.
+	pc := ipv4.NewPacketConn(c)
+	if err := pc.SetControlMessage(ipv4.FlagDst, true); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("udp echo in %s: %w", n.name, err)
+	}
 	prefix := []byte(n.Short() + ":")
 	go func() {
 		defer close(done)
 		buf := make([]byte, 64<<10)
 		out := make([]byte, 0, len(prefix)+len(buf))
 		for fails := 0; fails < maxEchoErrors; {
-			k, from, err := c.ReadFromUDPAddrPort(buf)
+			k, cm, from, err := pc.ReadFrom(buf)
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -53,7 +63,11 @@ func (n *NS) StartUDPEcho(port int) (stop func(), err error) {
 			}
 			fails = 0
 			out = append(append(out[:0], prefix...), buf[:k]...)
-			_, _ = c.WriteToUDPAddrPort(out, from)
+			var reply *ipv4.ControlMessage
+			if cm != nil && cm.Dst != nil && !cm.Dst.IsMulticast() {
+				reply = &ipv4.ControlMessage{Src: cm.Dst}
+			}
+			_, _ = pc.WriteTo(out, reply, from)
 		}
 	}()
 	return stop, nil
