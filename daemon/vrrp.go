@@ -42,8 +42,6 @@ type vinst struct {
 	local  netip.Addr
 	addrs  [][4]byte
 	vips   []netip.Addr
-	auth   [8]byte
-	peers  []netip.Addr
 	peerHW map[netip.Addr][6]byte
 	group  *config.VRRPSyncGroup
 
@@ -166,7 +164,7 @@ func (m *vrrpManager) prepare(ci config.VRRPInstance) (*vinst, error) {
 	if len(ifc.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("interface %s has no Ethernet address", ci.Interface)
 	}
-	vi := &vinst{cfg: ci, ifc: ifc, peers: ci.UnicastPeers, peerHW: map[netip.Addr][6]byte{}}
+	vi := &vinst{cfg: ci, ifc: ifc, peerHW: map[netip.Addr][6]byte{}}
 	copy(vi.mac[:], ifc.HardwareAddr)
 	if ci.UseVMAC {
 		vi.mac = vrrp.VirtualMAC(ci.VirtualRouterID)
@@ -194,7 +192,6 @@ func (m *vrrpManager) prepare(ci config.VRRPInstance) (*vinst, error) {
 	pass := ""
 	if ci.AuthType == "PASS" {
 		pass = ci.AuthPass
-		copy(vi.auth[:], pass)
 	}
 	inst, err := vrrp.New(vrrp.Config{
 		Name: ci.Name, VRID: ci.VirtualRouterID, Priority: ci.Priority, AdvertInt: ci.AdvertInt,
@@ -429,14 +426,9 @@ func (m *vrrpManager) transition(vi *vinst, st vrrp.State) {
 // unicast peer.
 func (m *vrrpManager) advert(vi *vinst, prio uint8) {
 	s := m.socks[vi.ifc.Index]
-	adv := vrrp.Advert{
-		Version: uint8(vi.inst.Config().Version), VRID: vi.cfg.VirtualRouterID, Priority: prio,
-		AdvertInt: vi.cfg.AdvertInt, Addrs: vi.vips,
-	}
-	if vi.cfg.AuthType == "PASS" && adv.Version == 2 {
-		adv.AuthType, adv.AuthData = 1, vi.auth
-	}
-	if len(vi.peers) == 0 {
+	var adv vrrp.Advert
+	vi.inst.Advert(&adv, prio)
+	if len(vi.cfg.UnicastPeers) == 0 {
 		frame := vrrp.AppendAdvertFrame(nil, vi.mac, vrrp.MulticastMAC, vi.local, vrrp.MulticastGroup, &adv)
 		if err := s.send(frame, vrrp.MulticastMAC); err != nil {
 			m.log.Warn("advert", "instance", vi.cfg.Name, "err", err)
@@ -445,7 +437,7 @@ func (m *vrrpManager) advert(vi *vinst, prio uint8) {
 		vi.tx.Add(1)
 		return
 	}
-	for _, p := range vi.peers {
+	for _, p := range vi.cfg.UnicastPeers {
 		hw, ok := vi.peerHW[p]
 		if !ok {
 			h, err := nexthop.Resolve(p, 200*time.Millisecond)
