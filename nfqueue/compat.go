@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/uvs-project/uvs/header"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,20 +27,13 @@ import (
 //	(TCP) bitwise reg 1 = (reg 1 & 0x16) ^ 0; cmp eq reg 1 0x02
 //	target NFQUEUE rev 3 { queuenum <Q>, queues_total 1, flags bypass }
 const (
-	tcpFlagsOffset = 13
-	tcpFIN         = 0x01
-	tcpSYN         = 0x02
-	tcpRST         = 0x04
-	tcpACK         = 0x10
+	tcpFlagsOffset = 13 // the TCP header's flags byte
 
 	// xt_NFQ_info_v3: u16 queuenum, u16 queues_total, u16 flags, in host
 	// order, padded to XT_ALIGN (8).
 	nfqueueTargetRev = 3
 	nfqFlagBypass    = 0x01
 	nfqInfoLen       = 8
-
-	protoTCP = 6
-	protoUDP = 17
 )
 
 // appendCompatRules appends the batch that adds the two queue rules to
@@ -48,8 +42,8 @@ const (
 func appendCompatRules(b []byte, seq uint32, table string, queue uint16) []byte {
 	start := len(b)
 	b = finish(appendHeader(b, unix.NFNL_MSG_BATCH_BEGIN, nlmFRequest, seq, afUnspec, unix.NFNL_SUBSYS_NFTABLES), start)
-	b = appendCompatRule(b, seq+1, table, queue, protoTCP)
-	b = appendCompatRule(b, seq+2, table, queue, protoUDP)
+	b = appendCompatRule(b, seq+1, table, queue, header.ProtoTCP)
+	b = appendCompatRule(b, seq+2, table, queue, header.ProtoUDP)
 	start = len(b)
 	return finish(appendHeader(b, unix.NFNL_MSG_BATCH_END, nlmFRequest, seq+3, afUnspec, unix.NFNL_SUBSYS_NFTABLES), start)
 }
@@ -76,7 +70,7 @@ func appendCompatRule(b []byte, seq uint32, table string, queue uint16, proto ui
 		return appendAttrU32(b, unix.NFTA_META_DREG, unix.NFT_REG_1)
 	})
 	b = appendCmpEq(b, proto)
-	if proto == protoTCP {
+	if proto == header.ProtoTCP {
 		b = appendExpr(b, "payload", func(b []byte) []byte {
 			b = appendAttrU32(b, unix.NFTA_PAYLOAD_DREG, unix.NFT_REG_1)
 			b = appendAttrU32(b, unix.NFTA_PAYLOAD_BASE, unix.NFT_PAYLOAD_TRANSPORT_HEADER)
@@ -87,10 +81,10 @@ func appendCompatRule(b []byte, seq uint32, table string, queue uint16, proto ui
 			b = appendAttrU32(b, unix.NFTA_BITWISE_SREG, unix.NFT_REG_1)
 			b = appendAttrU32(b, unix.NFTA_BITWISE_DREG, unix.NFT_REG_1)
 			b = appendAttrU32(b, unix.NFTA_BITWISE_LEN, 1)
-			b = appendData(b, unix.NFTA_BITWISE_MASK, tcpSYN|tcpACK|tcpRST)
+			b = appendData(b, unix.NFTA_BITWISE_MASK, header.TCPFlagSyn|header.TCPFlagAck|header.TCPFlagRst)
 			return appendData(b, unix.NFTA_BITWISE_XOR, 0)
 		})
-		b = appendCmpEq(b, tcpSYN)
+		b = appendCmpEq(b, header.TCPFlagSyn)
 	}
 	b = appendExpr(b, "target", func(b []byte) []byte {
 		b = appendAttrString(b, unix.NFTA_TARGET_NAME, "NFQUEUE")

@@ -41,11 +41,9 @@ const (
 	nfgenLen    = 4
 	nlaHdrLen   = 4
 
-	nlmLen   = 0
-	nlmType  = 4
-	nlmFlags = 6
-	nlmSeq   = 8
-	nlmPid   = 12
+	nlmLen  = 0
+	nlmType = 4
+	nlmSeq  = 8
 
 	nlmFRequest = 0x1
 	nlmFAck     = 0x4

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/uvs-project/uvs/header"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
@@ -310,7 +311,7 @@ func TestCompatRules(t *testing.T) {
 			}
 			if name == "cmp" {
 				val, _ := nl.ParseRouteAttrAsMap(last[unix.NFTA_CMP_DATA|unix.NLA_F_NESTED])
-				wantVals := [][]byte{{protoTCP, tcpSYN}, {protoUDP}}[i]
+				wantVals := [][]byte{{header.ProtoTCP, header.TCPFlagSyn}, {header.ProtoUDP}}[i]
 				if cmps >= len(wantVals) {
 					t.Fatalf("rule %d: %d cmp expressions", i, cmps+1)
 				}
