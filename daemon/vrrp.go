@@ -48,9 +48,6 @@ type vinst struct {
 	// Second GARP burst, garp_master_delay after becoming MASTER.
 	garpAt time.Time
 
-	fault     bool // a tracked interface or script with weight 0 is down
-	lastDelta int
-
 	state       atomic.Int32
 	rx, tx      atomic.Uint64
 	transitions atomic.Uint64
@@ -585,14 +582,9 @@ func (m *vrrpManager) track(now time.Time) {
 				fault = fault || f
 			}
 		}
-		if fault != vi.fault {
-			vi.fault = fault
-			m.exec(vi.inst.SetFault(now, fault))
-		}
-		if delta != vi.lastDelta {
-			vi.lastDelta = delta
-			m.exec(vi.inst.SetPriorityDelta(now, delta))
-		}
+		// Both return nothing while the fault and the priority stay.
+		m.exec(vi.inst.SetFault(now, fault))
+		m.exec(vi.inst.SetPriorityDelta(now, delta))
 	}
 }
 
