@@ -479,34 +479,29 @@ func (m *vrrpManager) garp(vi *vinst) {
 // does: notify_master/_backup/_fault without arguments, and notify with
 // "INSTANCE"|"GROUP", the name, the state and (instances) the priority.
 func (m *vrrpManager) notify(vi *vinst, st vrrp.State) {
-	var script string
-	switch st {
-	case vrrp.StateMaster:
-		script = vi.cfg.NotifyMaster
-	case vrrp.StateBackup:
-		script = vi.cfg.NotifyBackup
-	case vrrp.StateFault:
-		script = vi.cfg.NotifyFault
-	}
-	m.runScript(script)
+	m.runScript(stateScript(st, vi.cfg.NotifyMaster, vi.cfg.NotifyBackup, vi.cfg.NotifyFault))
 	if vi.cfg.Notify != "" {
 		m.runScript(vi.cfg.Notify, "INSTANCE", vi.cfg.Name, st.String(), strconv.Itoa(int(vi.inst.Priority())))
 	}
 	if g := vi.group; g != nil && m.groupState(g) == st {
-		var gs string
-		switch st {
-		case vrrp.StateMaster:
-			gs = g.NotifyMaster
-		case vrrp.StateBackup:
-			gs = g.NotifyBackup
-		case vrrp.StateFault:
-			gs = g.NotifyFault
-		}
-		m.runScript(gs)
+		m.runScript(stateScript(st, g.NotifyMaster, g.NotifyBackup, g.NotifyFault))
 		if g.Notify != "" {
 			m.runScript(g.Notify, "GROUP", g.Name, st.String())
 		}
 	}
+}
+
+// stateScript picks the notify_master, _backup or _fault script for st.
+func stateScript(st vrrp.State, master, backup, fault string) string {
+	switch st {
+	case vrrp.StateMaster:
+		return master
+	case vrrp.StateBackup:
+		return backup
+	case vrrp.StateFault:
+		return fault
+	}
+	return ""
 }
 
 // groupState is the state every member of g is in, or StateInit while
