@@ -76,29 +76,22 @@ func newSyncer(d *Daemon, cfg *config.Config) (*syncer, error) {
 	sd := cfg.Global.LVSSyncDaemon
 	group := sd.Group
 	if !group.IsValid() {
-		group = netip.MustParseAddr("224.0.0.81")
+		group = connsync.DefaultGroup
 	}
 	port := sd.Port
 	if port == 0 {
-		port = 8848
+		port = connsync.DefaultPort
 	}
-	ttl := int(sd.TTL)
-	if ttl == 0 {
-		ttl = 1
-	}
-	conn, err := connsync.ListenMulticast(sd.Interface, group, port, ttl)
+	// A TTL of 0 is ListenMulticast's default of 1.
+	conn, err := connsync.ListenMulticast(sd.Interface, group, port, int(sd.TTL))
 	if err != nil {
 		return nil, fmt.Errorf("lvs_sync_daemon on %s: %w", sd.Interface, err)
 	}
 	id := syncID(cfg, sd)
 	key := connsync.DeriveKey(syncSecret(cfg, sd), id)
 	s := &syncer{d: d, conn: conn, dst: &net.UDPAddr{IP: group.AsSlice(), Port: int(port)}, clientIf: map[[4]byte]int32{}}
-	maxLen := int(sd.MaxLen)
-	if maxLen == 0 {
-		maxLen = 1472
-	}
 	s.snd, err = connsync.NewSender(connsync.SenderConfig{
-		Conn: conn, Dst: s.dst, Key: key, SyncID: id, MaxLen: maxLen,
+		Conn: conn, Dst: s.dst, Key: key, SyncID: id, MaxLen: int(sd.MaxLen), // 0: DefaultMaxLen
 		Queues: d.engine.SyncQueues(), Log: d.log.With("part", "sync"),
 	})
 	if err != nil {
