@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"regexp"
 	"strconv"
-	"strings"
 
 	"github.com/uvs-project/uvs/nsexec"
 )
@@ -115,12 +114,7 @@ func (g *Guard) SetPeers(macs [][6]byte) error {
 
 // replace flushes a set and adds elems in one transaction.
 func (g *Guard) replace(set string, elems []string) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "flush set netdev %s %s\n", g.table, set)
-	if len(elems) > 0 {
-		fmt.Fprintf(&b, "add element netdev %s %s { %s }\n", g.table, set, strings.Join(elems, ", "))
-	}
-	_, err := g.run(b.String(), "-f", "-")
+	_, err := g.run(nsexec.ReplaceSet("netdev", g.table, set, elems), "-f", "-")
 	return err
 }
 

@@ -104,19 +104,11 @@ func (r *Rules) SetMarks(marks []uint32) error {
 	marks = slices.Clone(marks)
 	slices.Sort(marks)
 	marks = slices.Compact(marks)
-	var b strings.Builder
-	fmt.Fprintf(&b, "flush set ip %s marks\n", r.table)
-	if len(marks) > 0 {
-		fmt.Fprintf(&b, "add element ip %s marks { ", r.table)
-		for i, m := range marks {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "%#x", m)
-		}
-		b.WriteString(" }\n")
+	elems := make([]string, len(marks))
+	for i, m := range marks {
+		elems[i] = fmt.Sprintf("%#x", m)
 	}
-	_, err := r.run(b.String(), "-f", "-")
+	_, err := r.run(nsexec.ReplaceSet("ip", r.table, "marks", elems), "-f", "-")
 	return err
 }
 

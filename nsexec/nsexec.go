@@ -61,6 +61,17 @@ var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 // ValidTable reports whether name can name an nft table.
 func ValidTable(name string) bool { return tableName.MatchString(name) }
 
+// ReplaceSet returns the nft script that empties set of table (in family:
+// ip, netdev) and adds elems, so that `nft -f -` replaces the set's
+// contents in one transaction.
+func ReplaceSet(family, table, set string, elems []string) string {
+	script := fmt.Sprintf("flush set %s %s %s\n", family, table, set)
+	if len(elems) > 0 {
+		script += fmt.Sprintf("add element %s %s %s { %s }\n", family, table, set, strings.Join(elems, ", "))
+	}
+	return script
+}
+
 // Nft runs the nft command in the network namespace that was the calling
 // thread's at NewNft, one call at a time. It is safe for concurrent use.
 type Nft struct {

@@ -25,6 +25,21 @@ func TestValidTable(t *testing.T) {
 	}
 }
 
+func TestReplaceSet(t *testing.T) {
+	for _, c := range []struct {
+		elems []string
+		want  string
+	}{
+		{nil, "flush set ip t marks\n"},
+		{[]string{"0x7"}, "flush set ip t marks\nadd element ip t marks { 0x7 }\n"},
+		{[]string{"0x7", "0x9"}, "flush set ip t marks\nadd element ip t marks { 0x7, 0x9 }\n"},
+	} {
+		if got := nsexec.ReplaceSet("ip", "t", "marks", c.elems); got != c.want {
+			t.Errorf("ReplaceSet(%q) = %q, want %q", c.elems, got, c.want)
+		}
+	}
+}
+
 // TestPrivilegedNft: nft runs in the namespace captured at NewNft, not
 // the caller's, Do's function sees that namespace and leaves the caller's
 // thread where it was, and a closed Nft refuses with its own error.
