@@ -704,7 +704,6 @@ func (w *worker) forward(p *port, buf []byte, ip header.IPv4, mode modes.CsumMod
 	}
 	eth := header.Ethernet(buf[vnetHdrLen:])
 	n := uint64(ip.TotalLength())
-	var pdir conntrack.PacketDir
 	if dir == conntrack.DirOrig {
 		if w.snap.Dests[c.Dest].Removed {
 			// IPVS's ip_vs_in: the server is not available, so the
@@ -720,25 +719,17 @@ func (w *worker) forward(p *port, buf []byte, ip header.IPv4, mode modes.CsumMod
 		if c.Flags&conntrack.FlagSynced != 0 {
 			w.learnClient(c, p, eth.Src())
 		}
-		pdir = conntrack.Input
+		// Counted and advanced before the rewrite, which neither
+		// needs nor changes the connection.
+		w.account(c, conntrack.Input, n, tcpFlags)
 		switch service.Fwd(c.Fwd) {
 		case service.FwdRoute:
 			// DR: the IP packet goes on untouched; only the MACs
 			// change.
 		case service.FwdLocal:
-			w.svcC[c.Svc].inPkts.add(1)
-			w.svcC[c.Svc].inBytes.add(n)
-			w.destC[c.Dest].inPkts.add(1)
-			w.destC[c.Dest].inBytes.add(n)
-			w.advance(c, pdir, tcpFlags)
 			w.deliverLocal(buf, ip)
 			return
 		case service.FwdTunnel:
-			w.svcC[c.Svc].inPkts.add(1)
-			w.svcC[c.Svc].inBytes.add(n)
-			w.destC[c.Dest].inPkts.add(1)
-			w.destC[c.Dest].inBytes.add(n)
-			w.advance(c, pdir, tcpFlags)
 			w.tunnel(p, buf, ip, c)
 			return
 		case service.FwdFullNat:
@@ -747,28 +738,37 @@ func (w *worker) forward(p *port, buf []byte, ip header.IPv4, mode modes.CsumMod
 		default:
 			modes.NATIn(ip, mode, c.Reply.Src, c.Reply.SPort)
 		}
-		w.svcC[c.Svc].inPkts.add(1)
-		w.svcC[c.Svc].inBytes.add(n)
-		w.destC[c.Dest].inPkts.add(1)
-		w.destC[c.Dest].inBytes.add(n)
-		w.advance(c, pdir, tcpFlags)
 		w.out(eth, buf, c.DestIf, c.DestMAC)
 		return
 	}
 	if !w.decTTL(ip) {
 		return
 	}
-	pdir = conntrack.Output
 	if service.Fwd(c.Fwd) == service.FwdFullNat {
 		modes.RewriteDst(ip, mode, c.Orig.Src, c.Orig.SPort)
 	}
 	modes.NATOut(ip, mode, c.Orig.Dst, c.Orig.DPort)
-	w.svcC[c.Svc].outPkts.add(1)
-	w.svcC[c.Svc].outBytes.add(n)
-	w.destC[c.Dest].outPkts.add(1)
-	w.destC[c.Dest].outBytes.add(n)
-	w.advance(c, pdir, tcpFlags)
+	w.account(c, conntrack.Output, n, tcpFlags)
 	w.out(eth, buf, c.ClientIf, c.ClientMAC)
+}
+
+// account counts a forwarded packet of n bytes in the service's and the
+// destination's counters (IPVS's in or out, by dir) and advances the
+// connection.
+func (w *worker) account(c *conntrack.Conn, dir conntrack.PacketDir, n uint64, tcpFlags uint8) {
+	sc, dc := &w.svcC[c.Svc], &w.destC[c.Dest]
+	if dir == conntrack.Input {
+		sc.inPkts.add(1)
+		sc.inBytes.add(n)
+		dc.inPkts.add(1)
+		dc.inBytes.add(n)
+	} else {
+		sc.outPkts.add(1)
+		sc.outBytes.add(n)
+		dc.outPkts.add(1)
+		dc.outBytes.add(n)
+	}
+	w.advance(c, dir, tcpFlags)
 }
 
 // advance moves the connection's state and keeps the destination's
