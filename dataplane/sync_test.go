@@ -152,11 +152,11 @@ func TestWorkerLocalDelivery(t *testing.T) {
 	frame := syn[vnetHdrLen:]
 	tcpLen := int(header.IPv4(frame[header.EthernetMinimumSize:]).TotalLength()) - header.IPv4MinimumSize
 	ps0 := header.PseudoHeaderChecksum(header.ProtoTCP, cip.Addr().As4(), vip.Addr().As4(), uint16(tcpLen))
-	frame[l4+16], frame[l4+17] = byte(ps0>>8), byte(ps0)
+	header.TCP(frame[l4:]).SetChecksum(ps0)
 	vnet := header.VirtioNetHdr(syn[:vnetHdrLen])
 	vnet.SetFlags(header.VirtioNetHdrFNeedsCsum)
 	vnet.SetCsumStart(l4)
-	vnet.SetCsumOffset(16)
+	vnet.SetCsumOffset(header.TCPChecksumOffset)
 	w.handle(pc, rxFrame{buf: syn})
 	if n := len(queued(ps)) + len(queued(pc)); n != 0 {
 		t.Fatalf("%d frames sent on the wire", n)
