@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/uvs-project/uvs/config"
+	"github.com/uvs-project/uvs/header"
 	"github.com/uvs-project/uvs/nexthop"
 	"github.com/uvs-project/uvs/vrrp"
 )
@@ -321,7 +322,7 @@ func (m *vrrpManager) receive(now time.Time, a rxAdvert) {
 		m.drops[r].Add(1)
 		return
 	}
-	src := netip.AddrFrom4([4]byte(a.ip[12:16]))
+	src := netip.AddrFrom4(header.IPv4(a.ip).Src())
 	var vi *vinst
 	for _, v := range m.insts {
 		if v.ifc.Index == a.ifindex && v.cfg.VirtualRouterID == adv.VRID {
@@ -427,7 +428,7 @@ func (m *vrrpManager) advert(vi *vinst, prio uint8) {
 	vi.inst.Advert(&adv, prio)
 	if len(vi.cfg.UnicastPeers) == 0 {
 		frame := vrrp.AppendAdvertFrame(nil, vi.mac, vrrp.MulticastMAC, vi.local, vrrp.MulticastGroup, &adv)
-		if err := s.send(frame, vrrp.MulticastMAC); err != nil {
+		if err := s.send(frame); err != nil {
 			m.log.Warn("advert", "instance", vi.cfg.Name, "err", err)
 			return
 		}
@@ -446,7 +447,7 @@ func (m *vrrpManager) advert(vi *vinst, prio uint8) {
 			vi.peerHW[p] = hw
 		}
 		frame := vrrp.AppendAdvertFrame(nil, vi.mac, hw, vi.local, p, &adv)
-		if err := s.send(frame, hw); err != nil {
+		if err := s.send(frame); err != nil {
 			m.log.Warn("advert", "instance", vi.cfg.Name, "peer", p, "err", err)
 			continue
 		}
@@ -465,10 +466,9 @@ func (m *vrrpManager) garp(vi *vinst) {
 		repeat = 1
 	}
 	s := m.socks[vi.ifc.Index]
-	bcast := [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	for range repeat {
 		for _, a := range vi.vips {
-			if err := s.send(vrrp.AppendGARP(nil, vi.mac, a), bcast); err != nil {
+			if err := s.send(vrrp.AppendGARP(nil, vi.mac, a)); err != nil {
 				m.log.Warn("gratuitous ARP", "instance", vi.cfg.Name, "addr", a, "err", err)
 			}
 		}

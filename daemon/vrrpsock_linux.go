@@ -8,6 +8,9 @@ import (
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/uvs-project/uvs/header"
+	"github.com/uvs-project/uvs/vrrp"
 )
 
 // vrrpSock is an AF_PACKET socket on one interface that receives IPv4
@@ -21,17 +24,14 @@ type vrrpSock struct {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// ipProtoVRRP is VRRP's IP protocol number (RFC 5798 5.1.1.4).
-const ipProtoVRRP = 112
-
 // vrrpFilter accepts IPv4 frames whose protocol is 112, up to their
 // whole length.
 func vrrpFilter() ([]unix.SockFilter, error) {
 	raw, err := bpf.Assemble([]bpf.Instruction{
 		bpf.LoadAbsolute{Off: 12, Size: 2},
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.ETH_P_IP, SkipTrue: 3},
-		bpf.LoadAbsolute{Off: 14 + 9, Size: 1},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: ipProtoVRRP, SkipTrue: 1},
+		bpf.LoadAbsolute{Off: header.EthernetMinimumSize + 9, Size: 1},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: header.ProtoVRRP, SkipTrue: 1},
 		bpf.RetConstant{Val: 0xffff},
 		bpf.RetConstant{Val: 0},
 	})
@@ -75,9 +75,7 @@ func openVRRPSock(ifindex int) (*vrrpSock, error) {
 		return fail("bind", err)
 	}
 	// Real NICs filter multicast MACs nobody asked for.
-	mreq := unix.PacketMreq{Ifindex: int32(ifindex), Type: unix.PACKET_MR_MULTICAST, Alen: 6,
-		Address: [8]uint8{0x01, 0x00, 0x5e, 0x00, 0x00, 0x12}}
-	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
+	if err := s.addMembership(unix.PACKET_MR_MULTICAST, vrrp.MulticastMAC); err != nil {
 		return fail("multicast membership", err)
 	}
 	return s, nil
@@ -85,12 +83,18 @@ func openVRRPSock(ifindex int) (*vrrpSock, error) {
 
 // addUnicast makes the interface accept frames to a virtual MAC.
 func (s *vrrpSock) addUnicast(mac [6]byte) error {
-	mreq := unix.PacketMreq{Ifindex: int32(s.ifindex), Type: unix.PACKET_MR_UNICAST, Alen: 6}
+	return s.addMembership(unix.PACKET_MR_UNICAST, mac)
+}
+
+func (s *vrrpSock) addMembership(typ uint16, mac [6]byte) error {
+	mreq := unix.PacketMreq{Ifindex: int32(s.ifindex), Type: typ, Alen: 6}
 	copy(mreq.Address[:], mac[:])
 	return unix.SetsockoptPacketMreq(s.fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq)
 }
 
-func (s *vrrpSock) send(frame []byte, dst [6]byte) error {
+// send sends a whole Ethernet frame to its destination MAC.
+func (s *vrrpSock) send(frame []byte) error {
+	dst := header.Ethernet(frame).Dst()
 	sa := &unix.SockaddrLinklayer{Ifindex: s.ifindex, Halen: 6}
 	copy(sa.Addr[:], dst[:])
 	return unix.Sendto(s.fd, frame, 0, sa)
@@ -112,11 +116,11 @@ func (s *vrrpSock) read(ctx context.Context, ch chan<- rxAdvert) {
 			time.Sleep(10 * time.Millisecond) // a persistent error must not spin
 			continue
 		}
-		if n < 14+20 {
+		if n < header.EthernetMinimumSize+header.IPv4MinimumSize {
 			continue
 		}
-		a := rxAdvert{ifindex: s.ifindex, ip: append([]byte(nil), buf[14:n]...)}
-		copy(a.srcMAC[:], buf[6:12])
+		e := header.Ethernet(buf[:n])
+		a := rxAdvert{ifindex: s.ifindex, srcMAC: e.Src(), ip: append([]byte(nil), e.Payload()...)}
 		select {
 		case ch <- a:
 		default: // the manager is behind: adverts repeat
