@@ -3,7 +3,7 @@ package vrrp
 import (
 	"fmt"
 	"net/netip"
-	"slices"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -478,7 +478,7 @@ func TestNewCopiesVIPsAndAdvert(t *testing.T) {
 	var a Advert
 	i.Advert(&a, 7)
 	want := Advert{Version: 2, VRID: 51, Priority: 7, AdvertInt: time.Second, AuthType: AuthPass, AuthData: pass8, Addrs: []netip.Addr{vip1}}
-	if !slices.Equal(a.Addrs, want.Addrs) || a.AuthData != want.AuthData || a.AuthType != want.AuthType || a.Priority != 7 || a.AdvertInt != time.Second {
+	if !reflect.DeepEqual(a, want) {
 		t.Errorf("Advert = %+v, want %+v", a, want)
 	}
 }
