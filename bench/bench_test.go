@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -36,14 +35,7 @@ func buildUVSD(t *testing.T) string {
 // non-zero.
 func TestPrivilegedBenchQuick(t *testing.T) {
 	lab.RequireRoot(t)
-	for _, tool := range []string{"wrk", "iperf3", "nft", "nginx"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s not installed (make deps)", tool)
-			}
-			t.Skipf("%s not installed (make deps)", tool)
-		}
-	}
+	lab.RequireCommands(t, "wrk", "iperf3", "nft", "nginx")
 	peers := []string{PeerKernel, PeerNFT}
 	bin := buildUVSD(t)
 	if bin != "" {

@@ -148,16 +148,6 @@ func readUntil(c *net.UDPConn, want []byte, deadline time.Time) (netip.AddrPort,
 	}
 }
 
-func requireNFT(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("nft"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("needs the nft command (CI=true: failing instead of skipping): %v", err)
-		}
-		t.Skipf("needs the nft command: %v", err)
-	}
-}
-
 func TestPrivilegedInjector(t *testing.T) {
 	for _, rp := range []string{"0", "1", "2"} {
 		t.Run("all.rp_filter="+rp, func(t *testing.T) { testInjector(t, rp) })
@@ -278,7 +268,7 @@ func testInjector(t *testing.T, allRP string) {
 }
 
 func TestPrivilegedGuard(t *testing.T) {
-	requireNFT(t)
+	lab.RequireCommands(t, "nft")
 	l, dir, cli := pair(t)
 	if err := l.Veth(dir, "d1", cli, "c1"); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"sync"
 	"testing"
 )
@@ -79,6 +81,22 @@ func RequireRoot(t testing.TB) {
 		t.Skip(msg)
 	case fail:
 		t.Fatal(msg)
+	}
+}
+
+// RequireCommands skips t unless every command in names is in PATH
+// (make deps installs them). Under CI=true it fails instead, as
+// RequireRoot does.
+func RequireCommands(t testing.TB, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		if _, err := exec.LookPath(name); err != nil {
+			msg := fmt.Sprintf("needs the %s command (make deps): %v", name, err)
+			if os.Getenv("CI") == "true" {
+				t.Fatal(msg + " (CI=true: failing instead of skipping)")
+			}
+			t.Skip(msg)
+		}
 	}
 }
 

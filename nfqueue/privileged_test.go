@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -46,16 +44,6 @@ const mangle = `table ip uvs_test_mangle {
 	}
 }
 `
-
-func requireNFT(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("nft"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("needs the nft command (CI=true: failing instead of skipping): %v", err)
-		}
-		t.Skipf("needs the nft command: %v", err)
-	}
-}
 
 // nftIn runs nft in ns with script on its stdin (or args alone).
 func nftIn(ns *lab.NS, script string, args ...string) (string, error) {
@@ -210,7 +198,7 @@ func tcp4(src, dst netip.AddrPort, flags uint8) []byte {
 }
 
 func TestPrivilegedQueue(t *testing.T) {
-	requireNFT(t)
+	lab.RequireCommands(t, "nft")
 	l := lab.NewT(t)
 	dir, err := l.NS("dir")
 	if err != nil {
