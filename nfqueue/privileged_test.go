@@ -176,8 +176,8 @@ func tcpOf(q queued) header.TCP {
 	return tcp
 }
 
-// tcp4 builds an IPv4/TCP segment with the given flags and a valid TCP
-// checksum; the raw socket fills in the IP checksum.
+// tcp4 builds an IPv4/TCP segment with the given flags and valid
+// checksums (Encode writes the IP header's).
 func tcp4(src, dst netip.AddrPort, flags uint8) []byte {
 	p := make([]byte, header.IPv4MinimumSize+header.TCPMinimumSize)
 	ip := header.IPv4(p)
