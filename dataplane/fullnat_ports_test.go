@@ -37,10 +37,7 @@ func fullNATWorker(tb testing.TB) (*worker, *port, *port) {
 	}
 	m.SetNextHop(rip1.As4(), service.NextHop{Ifindex: 2, MAC: rsMAC, Valid: true})
 	// Room for a connection on every port of the range, and more.
-	w := &worker{model: m, batch: 64, ct: conntrack.New(1<<17, 1), nworkers: 1}
-	pc, ps := fakePort(1, d0MAC, 64), fakePort(2, d1MAC, 64)
-	w.ports = []*port{pc, ps}
-	w.adopt(m.Snapshot())
+	w, pc, ps := testWorkerWith(m, 1<<17)
 	w.now = 1000 * 1e9
 	return w, pc, ps
 }

@@ -38,7 +38,7 @@ func markEngine(t testing.TB, persistent bool) (*Engine, *worker, *port, *port) 
 		m.SetNextHop(r.As4(), service.NextHop{Ifindex: 2, MAC: rsMAC, Valid: true})
 	}
 	m.SetOwned([][4]byte{vip.Addr().As4()})
-	w, pc, ps := testWorkerWith(t, m)
+	w, pc, ps := testWorkerWith(m, 1<<12)
 	r, err := newMarkRing(8)
 	if err != nil {
 		t.Fatal(err)

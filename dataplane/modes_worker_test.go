@@ -46,13 +46,10 @@ func modeWorker(tb testing.TB, fwd service.Fwd) (w *worker, pc, ps *port, rport 
 		}
 	}
 	m.SetNextHop(rip1.As4(), service.NextHop{Ifindex: 2, MAC: rsMAC, Src: dip.As4(), Valid: true})
-	w = &worker{model: m, batch: 64, ct: conntrack.New(1<<16, 1), nworkers: 1}
-	pc, ps = fakePort(1, d0MAC, 64), fakePort(2, d1MAC, 64)
+	w, pc, ps = testWorkerWith(m, 1<<16)
 	// fakePort leaves the MTU 0, which TUN mode reads as "everything is
 	// too big".
 	pc.mtu, ps.mtu = 1500, 1500
-	w.ports = []*port{pc, ps}
-	w.adopt(m.Snapshot())
 	return w, pc, ps, rport
 }
 

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/uvs-project/uvs/conntrack"
 	"github.com/uvs-project/uvs/sched"
 	"github.com/uvs-project/uvs/service"
 )
@@ -70,10 +69,7 @@ func TestWorkerOnePacket(t *testing.T) {
 		}
 		m.SetNextHop(r.As4(), service.NextHop{Ifindex: 2, MAC: rsMAC, Valid: true})
 	}
-	w := &worker{model: m, batch: 64, ct: conntrack.New(1<<10, 1), nworkers: 1}
-	pc, ps := fakePort(1, d0MAC, 64), fakePort(2, d1MAC, 64)
-	w.ports = []*port{pc, ps}
-	w.adopt(m.Snapshot())
+	w, pc, ps := testWorkerWith(m, 1<<10)
 	var got []string
 	for range 4 {
 		w.handle(pc, rxFrame{buf: udpFrame(t, cip, netip.AddrPortFrom(vip.Addr(), 53), d0MAC, 8)})

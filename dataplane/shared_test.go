@@ -29,15 +29,12 @@ func TestSharedSchedulerSequence(t *testing.T) {
 			}
 			shared := &sharedScheds{}
 			mk := func() (*worker, *port, *port) {
-				w := &worker{model: m, batch: 64, ct: conntrack.New(1<<12, 1), nworkers: 2, shared: shared}
-				pc, ps := fakePort(1, d0MAC, 64), fakePort(2, d1MAC, 64)
-				w.ports = []*port{pc, ps}
-				w.adopt(m.Snapshot())
-				return w, pc, ps
+				return withPorts(&worker{model: m, batch: 64, ct: conntrack.New(1<<12, 1), nworkers: 2, shared: shared})
 			}
 			w0, pc0, ps0 := mk()
 			w1, pc1, ps1 := mk()
-			ref, refc, refs := testWorkerWith(t, m)
+			// One worker: the reference sequence.
+			ref, refc, refs := testWorkerWith(m, 1<<12)
 			for i := range 18 {
 				client := netip.AddrPortFrom(cip.Addr(), uint16(20000+i))
 				syn := tcpFrame(t, client, vip, d0MAC, true, false, 0)
@@ -59,14 +56,4 @@ func TestSharedSchedulerSequence(t *testing.T) {
 			}
 		})
 	}
-}
-
-// testWorkerWith is a single worker over model m: the reference sequence.
-func testWorkerWith(t testing.TB, m *service.Model) (*worker, *port, *port) {
-	t.Helper()
-	w := &worker{model: m, batch: 64, ct: conntrack.New(1<<12, 1), nworkers: 1}
-	pc, ps := fakePort(1, d0MAC, 64), fakePort(2, d1MAC, 64)
-	w.ports = []*port{pc, ps}
-	w.adopt(m.Snapshot())
-	return w, pc, ps
 }

@@ -65,10 +65,21 @@ func testWorker(tb testing.TB, sched string) (*worker, *port, *port) {
 		}
 		m.SetNextHop(r.As4(), service.NextHop{Ifindex: 2, MAC: rsMAC, Valid: true})
 	}
-	w := &worker{model: m, batch: 64, ct: conntrack.New(1<<16, 1), nworkers: 1}
+	return testWorkerWith(m, 1<<16)
+}
+
+// testWorkerWith is a single socketless worker over model m with a
+// table of ctCap entries.
+func testWorkerWith(m *service.Model, ctCap int) (*worker, *port, *port) {
+	return withPorts(&worker{model: m, batch: 64, ct: conntrack.New(ctCap, 1), nworkers: 1})
+}
+
+// withPorts gives w two fake ports, the clients' (ifindex 1) and the
+// servers' (2), and adopts its model's snapshot.
+func withPorts(w *worker) (*worker, *port, *port) {
 	pc, ps := fakePort(1, d0MAC, 64), fakePort(2, d1MAC, 64)
 	w.ports = []*port{pc, ps}
-	w.adopt(m.Snapshot())
+	w.adopt(w.model.Snapshot())
 	return w, pc, ps
 }
 
