@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
 	"github.com/uvs-project/uvs/conntrack"
@@ -42,26 +41,11 @@ func fullNATWorker(tb testing.TB) (*worker, *port, *port) {
 	return w, pc, ps
 }
 
-// fnatFrame is tcpFrame with any TCP flags (FIN, RST too).
-func fnatFrame(tb testing.TB, src, dst netip.AddrPort, dstMAC [6]byte, flags uint8) []byte {
-	tb.Helper()
-	eth := &layers.Ethernet{SrcMAC: clientMAC[:], DstMAC: dstMAC[:], EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice()}
-	tcp := &layers.TCP{SrcPort: layers.TCPPort(src.Port()), DstPort: layers.TCPPort(dst.Port()), Window: 1000, Seq: 1,
-		FIN: flags&header.TCPFlagFin != 0, SYN: flags&header.TCPFlagSyn != 0, RST: flags&header.TCPFlagRst != 0, ACK: flags&header.TCPFlagAck != 0}
-	_ = tcp.SetNetworkLayerForChecksum(ip)
-	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}, eth, ip, tcp); err != nil {
-		tb.Fatal(err)
-	}
-	return append(make([]byte, vnetHdrLen), buf.Bytes()...)
-}
-
 // fnatOpen sends a client's SYN and returns the local port the worker
 // chose; the SYN must go to the real server from the local address.
 func fnatOpen(t *testing.T, w *worker, pc, ps *port, client netip.AddrPort) uint16 {
 	t.Helper()
-	w.handle(pc, rxFrame{buf: fnatFrame(t, client, vip, d0MAC, header.TCPFlagSyn)})
+	w.handle(pc, rxFrame{buf: tcpFlagsFrame(t, client, vip, d0MAC, header.TCPFlagSyn, 0)})
 	out := queued(ps)
 	if len(out) != 1 {
 		t.Fatalf("SYN from %v: %d frames to the servers, want 1 (no_local_port drops %d)", client, len(out), w.stats.drops[dropNoLocalPort].load())
@@ -80,7 +64,7 @@ func fnatOpen(t *testing.T, w *worker, pc, ps *port, client netip.AddrPort) uint
 // what reaches the client side.
 func fnatReply(t *testing.T, w *worker, pc, ps *port, lport uint16, flags uint8) [][]byte {
 	t.Helper()
-	w.handle(ps, rxFrame{buf: fnatFrame(t, netip.AddrPortFrom(rip1, fnatRSPort), netip.AddrPortFrom(fnatLIP, lport), d1MAC, flags)})
+	w.handle(ps, rxFrame{buf: tcpFlagsFrame(t, netip.AddrPortFrom(rip1, fnatRSPort), netip.AddrPortFrom(fnatLIP, lport), d1MAC, flags, 0)})
 	return queued(pc)
 }
 
@@ -134,7 +118,7 @@ func TestFullNATLocalPortsExhausted(t *testing.T) {
 		netip.MustParseAddrPort("198.18.0.8:1024"),
 		netip.MustParseAddrPort("198.18.0.9:65535"),
 	} {
-		w.handle(pc, rxFrame{buf: fnatFrame(t, client, vip, d0MAC, header.TCPFlagSyn)})
+		w.handle(pc, rxFrame{buf: tcpFlagsFrame(t, client, vip, d0MAC, header.TCPFlagSyn, 0)})
 		if n := len(queued(ps)) + len(queued(pc)); n != 0 {
 			t.Fatalf("SYN from %v with no free local port: %d frames queued", client, n)
 		}
@@ -163,7 +147,7 @@ func TestFullNATLocalPortsExhausted(t *testing.T) {
 		ip.DstIP.String() != cip.Addr().String() || tcp.DstPort != layers.TCPPort(cip.Port()) {
 		t.Fatalf("reply rewritten to %v:%d -> %v:%d", ip.SrcIP, tcp.SrcPort, ip.DstIP, tcp.DstPort)
 	}
-	w.handle(pc, rxFrame{buf: fnatFrame(t, cip, vip, d0MAC, header.TCPFlagAck)})
+	w.handle(pc, rxFrame{buf: tcpFlagsFrame(t, cip, vip, d0MAC, header.TCPFlagAck, 0)})
 	if out := queued(ps); len(out) != 1 {
 		t.Fatalf("ACK of the established connection: %d frames to the server, want 1", len(out))
 	} else if _, ip, tcp := decode(t, out[0]); ip.SrcIP.String() != fnatLIP.String() || uint16(tcp.SrcPort) != lport {
@@ -189,7 +173,7 @@ func TestFullNATLocalPortReuse(t *testing.T) {
 		t.Fatalf("SYN-ACK: %d frames", n)
 	}
 	for _, f := range []uint8{header.TCPFlagAck, header.TCPFlagFin | header.TCPFlagAck} {
-		w.handle(pc, rxFrame{buf: fnatFrame(t, cip, vip, d0MAC, f)})
+		w.handle(pc, rxFrame{buf: tcpFlagsFrame(t, cip, vip, d0MAC, f, 0)})
 		if n := len(queued(ps)); n != 1 {
 			t.Fatalf("client flags %#x: %d frames to the server", f, n)
 		}
@@ -211,7 +195,7 @@ func TestFullNATLocalPortReuse(t *testing.T) {
 	refused := func(when string) {
 		t.Helper()
 		before := w.stats.drops[dropNoLocalPort].load()
-		w.handle(pc, rxFrame{buf: fnatFrame(t, other, vip, d0MAC, header.TCPFlagSyn)})
+		w.handle(pc, rxFrame{buf: tcpFlagsFrame(t, other, vip, d0MAC, header.TCPFlagSyn, 0)})
 		if n := len(queued(ps)); n != 0 || w.stats.drops[dropNoLocalPort].load() != before+1 {
 			t.Fatalf("%s: SYN got %d frames out and no_local_port %d -> %d; want it refused", when, n, before, w.stats.drops[dropNoLocalPort].load())
 		}
@@ -259,7 +243,7 @@ func TestFullNATLocalPortReuse(t *testing.T) {
 		tries++
 		client = netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 2, byte(i)}), 40000)
 		before := w.stats.drops[dropNoLocalPort].load()
-		w.handle(pc, rxFrame{buf: fnatFrame(t, client, vip, d0MAC, header.TCPFlagSyn)})
+		w.handle(pc, rxFrame{buf: tcpFlagsFrame(t, client, vip, d0MAC, header.TCPFlagSyn, 0)})
 		out := queued(ps)
 		switch {
 		case len(out) == 1:
@@ -294,7 +278,7 @@ func TestFullNATLocalPortBackoff(t *testing.T) {
 	fillLocalPorts(t, w)
 	syn := func(i int) int {
 		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 3, byte(i)}), 40000)
-		w.handle(pc, rxFrame{buf: fnatFrame(t, client, vip, d0MAC, header.TCPFlagSyn)})
+		w.handle(pc, rxFrame{buf: tcpFlagsFrame(t, client, vip, d0MAC, header.TCPFlagSyn, 0)})
 		return len(queued(ps))
 	}
 	if syn(0) != 0 {
@@ -335,7 +319,7 @@ func TestFullNATExhaustedAddressPassedOver(t *testing.T) {
 	fillLocalPorts(t, w)
 	for i := range 100 {
 		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 5, byte(i)}), 40000)
-		w.handle(pc, rxFrame{buf: fnatFrame(t, client, vip, d0MAC, header.TCPFlagSyn)})
+		w.handle(pc, rxFrame{buf: tcpFlagsFrame(t, client, vip, d0MAC, header.TCPFlagSyn, 0)})
 		out := queued(ps)
 		if len(out) != 1 {
 			t.Fatalf("SYN %d: %d frames, want 1 (the other address has free ports)", i, len(out))
@@ -351,7 +335,7 @@ func TestFullNATExhaustedAddressPassedOver(t *testing.T) {
 	w.now += pairBackoff
 	for i := range 2 {
 		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 6, byte(i)}), 40000)
-		w.handle(pc, rxFrame{buf: fnatFrame(t, client, vip, d0MAC, header.TCPFlagSyn)})
+		w.handle(pc, rxFrame{buf: tcpFlagsFrame(t, client, vip, d0MAC, header.TCPFlagSyn, 0)})
 		queued(ps)
 	}
 	if w.lportMisses != 2 {

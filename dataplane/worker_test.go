@@ -83,12 +83,26 @@ func withPorts(w *worker) (*worker, *port, *port) {
 	return w, pc, ps
 }
 
-// frame builds [vnet | Ethernet | IPv4 | TCP] with valid checksums.
+// tcpFrame builds [vnet | Ethernet | IPv4 | TCP] with valid checksums.
 func tcpFrame(tb testing.TB, src, dst netip.AddrPort, dstMAC [6]byte, syn, ack bool, payload int) []byte {
+	tb.Helper()
+	var flags uint8
+	if syn {
+		flags |= header.TCPFlagSyn
+	}
+	if ack {
+		flags |= header.TCPFlagAck
+	}
+	return tcpFlagsFrame(tb, src, dst, dstMAC, flags, payload)
+}
+
+// tcpFlagsFrame is tcpFrame with any TCP flags (FIN, RST too).
+func tcpFlagsFrame(tb testing.TB, src, dst netip.AddrPort, dstMAC [6]byte, flags uint8, payload int) []byte {
 	tb.Helper()
 	eth := &layers.Ethernet{SrcMAC: clientMAC[:], DstMAC: dstMAC[:], EthernetType: layers.EthernetTypeIPv4}
 	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: src.Addr().AsSlice(), DstIP: dst.Addr().AsSlice()}
-	tcp := &layers.TCP{SrcPort: layers.TCPPort(src.Port()), DstPort: layers.TCPPort(dst.Port()), SYN: syn, ACK: ack, Window: 1000, Seq: 1}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(src.Port()), DstPort: layers.TCPPort(dst.Port()), Window: 1000, Seq: 1,
+		FIN: flags&header.TCPFlagFin != 0, SYN: flags&header.TCPFlagSyn != 0, RST: flags&header.TCPFlagRst != 0, ACK: flags&header.TCPFlagAck != 0}
 	_ = tcp.SetNetworkLayerForChecksum(ip)
 	buf := gopacket.NewSerializeBuffer()
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true},
