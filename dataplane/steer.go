@@ -198,7 +198,7 @@ func steerProgram(st steering, vm bool) ([]bpf.RawInstruction, error) {
 
 	a.label("l4")
 	a.ins(bpf.LoadAbsolute{Off: net + 16, Size: 4})
-	a.vipChain(vips, "l4src", "l4dst")
+	a.addrChain(vips, "l4src", "l4dst")
 	a.label("l4src") // to a VIP: the client is the source
 	a.ins(bpf.LoadAbsolute{Off: net + 12, Size: 4})
 	endpoint(0)
@@ -214,7 +214,7 @@ func steerProgram(st steering, vm bool) ([]bpf.RawInstruction, error) {
 	a.jeq(header.ICMPv4ParamProblem, "quote", "ret0")
 	a.label("quote") // the quoted header sits 8 bytes into the ICMP message
 	a.ins(bpf.LoadIndirect{Off: net + 8 + 12, Size: 4})
-	a.vipChain(vips, "qdst", "qsrc")
+	a.addrChain(vips, "qdst", "qsrc")
 	a.label("qdst") // we sent VIP→client and it bounced: client is the quote's destination
 	a.ins(bpf.LoadIndirect{Off: net + 8 + 16, Size: 4})
 	endpoint(8 + 22)
@@ -263,11 +263,6 @@ func (a *asm) jeq(val uint32, t, f string) {
 func (a *asm) jmp(to string) {
 	a.fix = append(a.fix, fixup{at: len(a.prog), true: to, always: true})
 	a.ins(bpf.Jump{})
-}
-
-// vipChain jumps to hit when A is one of vips, else to miss.
-func (a *asm) vipChain(vips [][4]byte, hit, miss string) {
-	a.addrChain(vips, hit, miss)
 }
 
 // addrChain jumps to hit when A is one of addrs, else falls through (miss
