@@ -7,30 +7,28 @@ import (
 	"github.com/uvs-project/uvs/internal/seedcorpus"
 )
 
-// TestWriteFuzzSeeds regenerates the checked-in corpora from the packet
-// builders: go test -run TestWriteFuzzSeeds ./modes/ -update-seeds
+// TestWriteFuzzSeeds checks that the checked-in corpora hold every seed
+// the packet builders make, and regenerates them with
+// go test -run TestWriteFuzzSeeds ./modes/ -update-seeds
 func TestWriteFuzzSeeds(t *testing.T) {
-	if !*seedcorpus.Update {
-		t.Skip("run with -update-seeds to rewrite testdata/fuzz")
-	}
 	to, port := uint32(0x0a00000b), uint16(8080)
 	for i, b := range fuzzFrames(t) {
 		partial := i%2 == 1
 		for _, target := range []string{"FuzzRewriteDst", "FuzzRewriteSrc", "FuzzNATICMPOut", "FuzzNATICMPIn"} {
-			seedcorpus.Write(t, target, b, to, port, partial)
+			seedcorpus.Add(t, target, b, to, port, partial)
 		}
-		seedcorpus.Write(t, "FuzzICMPErrorQuote", b)
+		seedcorpus.Add(t, "FuzzICMPErrorQuote", b)
 		eth := make([]byte, header.EthernetMinimumSize, header.EthernetMinimumSize+len(b))
 		header.Ethernet(eth).SetType(header.EtherTypeIPv4)
-		seedcorpus.Write(t, "FuzzEchoReply", append(eth, b...))
-		seedcorpus.Write(t, "FuzzEncapIPIP", b)
-		seedcorpus.Write(t, "FuzzFragNeeded", append(eth, b...), uint16(1480))
-		seedcorpus.Write(t, "FuzzSegmentTCP4", append(eth, b...), uint16(100+i))
+		seedcorpus.Add(t, "FuzzEchoReply", append(eth, b...))
+		seedcorpus.Add(t, "FuzzEncapIPIP", b)
+		seedcorpus.Add(t, "FuzzFragNeeded", append(eth, b...), uint16(1480))
+		seedcorpus.Add(t, "FuzzSegmentTCP4", append(eth, b...), uint16(100+i))
 		head := make([]byte, 32+header.VirtioNetHdrSize+header.EthernetMinimumSize+len(b))
 		copy(head[32+header.VirtioNetHdrSize+header.EthernetMinimumSize:], b)
 		if enc := EncapIPIP(head, 32, [4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, 1); enc != nil {
-			seedcorpus.Write(t, "FuzzDecapIPIP", enc[header.VirtioNetHdrSize+header.EthernetMinimumSize:])
+			seedcorpus.Add(t, "FuzzDecapIPIP", enc[header.VirtioNetHdrSize+header.EthernetMinimumSize:])
 		}
-		seedcorpus.Write(t, "FuzzDecapIPIP", b)
+		seedcorpus.Add(t, "FuzzDecapIPIP", b)
 	}
 }

@@ -1,7 +1,7 @@
-// Package seedcorpus writes the fuzz seed corpora that packages commit
-// under testdata/fuzz, so that each package's seed test builds its
-// entries from its own encoders and packet builders and shares only the
-// file format.
+// Package seedcorpus keeps the fuzz seed corpora that packages commit
+// under testdata/fuzz in step with the encoders and packet builders each
+// package's seed test builds its entries from; the packages share only
+// the file format and the -update-seeds flag.
 package seedcorpus
 
 import (
@@ -14,14 +14,16 @@ import (
 	"testing"
 )
 
-// Update is set by -update-seeds: the seed tests rewrite their corpora
-// only when asked, since the committed files are what fuzzing starts from.
-var Update = flag.Bool("update-seeds", false, "rewrite the fuzz seed corpora under testdata/fuzz")
+// update is set by -update-seeds: only then do the seed tests rewrite
+// the corpora, since the committed files are what fuzzing starts from.
+var update = flag.Bool("update-seeds", false, "rewrite the fuzz seed corpora under testdata/fuzz")
 
-// Write writes one corpus entry in the "go test fuzz v1" format under
-// testdata/fuzz/<target>/, named after its content, so that writing the
-// same seed again changes nothing.
-func Write(tb testing.TB, target string, args ...any) {
+// Add writes one corpus entry in the "go test fuzz v1" format under
+// testdata/fuzz/<target>/, named after its content, when the test runs
+// with -update-seeds. Otherwise it fails the test unless the committed
+// corpus already holds the entry, so that a builder whose output changed
+// cannot leave the corpus short of what it now makes.
+func Add(tb testing.TB, target string, args ...any) {
 	tb.Helper()
 	var b strings.Builder
 	b.WriteString("go test fuzz v1\n")
@@ -36,11 +38,18 @@ func Write(tb testing.TB, target string, args ...any) {
 		}
 	}
 	dir := filepath.Join("testdata", "fuzz", target)
+	name := fmt.Sprintf("seed-%x", sha256.Sum256([]byte(b.String())))[:21]
+	path := filepath.Join(dir, name)
+	if !*update {
+		if got, err := os.ReadFile(path); err != nil || string(got) != b.String() {
+			tb.Errorf("%s: the committed corpus lacks this seed (%v); rerun the test with -update-seeds and commit the new file", path, err)
+		}
+		return
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	name := fmt.Sprintf("seed-%x", sha256.Sum256([]byte(b.String())))[:21]
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		tb.Fatal(err)
 	}
 }
