@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"time"
@@ -146,6 +145,6 @@ func (d *Daemon) writeMarkMetrics(w io.Writer, in, dup, deferred uint64) {
 	ms := d.engine.MarkCounters()
 	writeCounter(w, "uvs_fwmark_refused_total", "Marked packets refused: a worker's ring was full, or the interface or packet was not ours.", ms.Full+ms.BadIface+ms.Invalid)
 	if q := d.marks.Load(); q != nil {
-		fmt.Fprintf(w, "# HELP uvs_fwmark_queue_packets_total Packets read from the netfilter queue.\n# TYPE uvs_fwmark_queue_packets_total counter\nuvs_fwmark_queue_packets_total %d\n", q.conn.Stats().Packets)
+		writeCounter(w, "uvs_fwmark_queue_packets_total", "Packets read from the netfilter queue.", q.conn.Stats().Packets)
 	}
 }

@@ -68,7 +68,7 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 			func(i, j int) int64 { return int64(svcs[i].Dests[j].Weight) }},
 	}
 	for _, g := range gauges {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n", g.name, g.help, g.name)
+		writeHeader(w, g.name, g.help, "gauge")
 		for i, s := range svcs {
 			laddr, lport, mark, proto := s.Addr.String(), strconv.Itoa(int(s.Port)), "", s.Proto
 			if s.FWMark != 0 {
@@ -89,7 +89,7 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 	counter("uvs_dataplane_icmp_errors_total", "ICMP errors translated for tracked connections.", c.ICMPErrors)
 	counter("uvs_dataplane_ring_overruns_total", "Frames the kernel dropped because a receive ring was full.", c.RingOverruns)
 	counter("uvs_dataplane_misdirected_total", "Packets that reached a worker other than their connection's owner.", c.Misdirected)
-	fmt.Fprintf(w, "# HELP uvs_dataplane_drops_total Frames dropped, by reason.\n# TYPE uvs_dataplane_drops_total counter\n")
+	writeHeader(w, "uvs_dataplane_drops_total", "Frames dropped, by reason.", "counter")
 	reasons := make([]string, 0, len(c.Drops))
 	for r := range c.Drops {
 		reasons = append(reasons, r)
@@ -98,7 +98,7 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 	for _, r := range reasons {
 		fmt.Fprintf(w, "uvs_dataplane_drops_total{reason=%q} %d\n", r, c.Drops[r])
 	}
-	fmt.Fprintf(w, "# HELP uvs_dataplane_worker_rx_frames_total Frames received, by worker.\n# TYPE uvs_dataplane_worker_rx_frames_total counter\n")
+	writeHeader(w, "uvs_dataplane_worker_rx_frames_total", "Frames received, by worker.", "counter")
 	for i, v := range c.PerWorkerRx {
 		fmt.Fprintf(w, "uvs_dataplane_worker_rx_frames_total{worker=\"%d\"} %d\n", i, v)
 	}
@@ -107,9 +107,16 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 	writeCounter(w, "uvs_fullnat_reservations_total", "FULLNAT local endpoints kept taken for a TIME_WAIT period after a reused client port replaced their connection.", c.Reserved)
 }
 
+// writeHeader writes the HELP and TYPE lines of metric name, whose
+// samples follow.
+func writeHeader(w io.Writer, name, help, typ string) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+}
+
 // writeCounter writes one unlabelled counter in Prometheus text format.
 func writeCounter(w io.Writer, name, help string, v uint64) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	writeHeader(w, name, help, "counter")
+	fmt.Fprintf(w, "%s %d\n", name, v)
 }
 
 // keepalived's SNMP numbering of VRRP states.
@@ -142,7 +149,7 @@ func (d *Daemon) writeVRRPMetrics(w io.Writer, c *dataplane.Counters) {
 		counter("uvs_sync_tx_errors_total", "Sync datagrams the socket refused.", ss.TxErrors)
 		counter("uvs_sync_datagrams_received_total", "Sync datagrams accepted.", rs.Datagrams)
 		counter("uvs_sync_records_received_total", "Connection records received.", rs.Records)
-		fmt.Fprintf(w, "# HELP uvs_sync_datagrams_dropped_total Sync datagrams refused, by reason.\n# TYPE uvs_sync_datagrams_dropped_total counter\n")
+		writeHeader(w, "uvs_sync_datagrams_dropped_total", "Sync datagrams refused, by reason.", "counter")
 		for r := range connsync.NumDropReasons {
 			if v := rs.Drops[r]; v != 0 {
 				fmt.Fprintf(w, "uvs_sync_datagrams_dropped_total{reason=%q} %d\n", connsync.DropReason(r).String(), v)
@@ -154,7 +161,7 @@ func (d *Daemon) writeVRRPMetrics(w io.Writer, c *dataplane.Counters) {
 		return
 	}
 	gauge := func(name, help string, val func(vi *vinst) uint64, typ string) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+		writeHeader(w, name, help, typ)
 		for _, vi := range m.insts {
 			fmt.Fprintf(w, "%s{instance=%q} %d\n", name, vi.cfg.Name, val(vi))
 		}
@@ -164,7 +171,7 @@ func (d *Daemon) writeVRRPMetrics(w io.Writer, c *dataplane.Counters) {
 	gauge("uvs_vrrp_adverts_received_total", "Adverts accepted.", func(vi *vinst) uint64 { return vi.rx.Load() }, "counter")
 	gauge("uvs_vrrp_adverts_sent_total", "Adverts sent.", func(vi *vinst) uint64 { return vi.tx.Load() }, "counter")
 	gauge("uvs_vrrp_transitions_total", "State transitions.", func(vi *vinst) uint64 { return vi.transitions.Load() }, "counter")
-	fmt.Fprintf(w, "# HELP uvs_vrrp_adverts_dropped_total Adverts ignored, by reason (instance \"\": no instance took them).\n# TYPE uvs_vrrp_adverts_dropped_total counter\n")
+	writeHeader(w, "uvs_vrrp_adverts_dropped_total", `Adverts ignored, by reason (instance "": no instance took them).`, "counter")
 	for r := range vrrp.NumReasons {
 		if v := m.drops[r].Load(); v != 0 {
 			fmt.Fprintf(w, "uvs_vrrp_adverts_dropped_total{instance=\"\",reason=%q} %d\n", vrrp.Reason(r).String(), v)
