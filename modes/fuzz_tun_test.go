@@ -38,7 +38,8 @@ func FuzzEncapIPIP(f *testing.F) {
 }
 
 // FuzzFragNeeded: the ICMP error is nil or a valid IPv4/ICMP packet of
-// type 3 code 4 quoting the start of the offending packet.
+// type 3 code 4 with the given MTU, quoting the start of the offending
+// packet.
 func FuzzFragNeeded(f *testing.F) {
 	for _, b := range fuzzFrames(f) {
 		eth := make([]byte, header.EthernetMinimumSize, header.EthernetMinimumSize+len(b))
@@ -56,8 +57,14 @@ func FuzzFragNeeded(f *testing.F) {
 			t.Fatal("bad IPv4 header")
 		}
 		ic := header.ICMPv4(ip.Payload())
-		if len(ic) < header.ICMPv4MinimumSize || ic.Type() != header.ICMPv4DestUnreachable || header.Checksum(ic, 0) != 0xffff {
-			t.Fatal("bad ICMP message")
+		if len(ic) < header.ICMPv4MinimumSize || ic.Type() != header.ICMPv4DestUnreachable || ic.Code() != header.ICMPv4FragNeeded ||
+			ic.MTU() != mtu || header.Checksum(ic, 0) != 0xffff {
+			t.Fatalf("bad ICMP message % x", ic[:min(len(ic), header.ICMPv4MinimumSize)])
+		}
+		// The offending packet's header and first 8 bytes of payload.
+		in := header.IPv4(frame[header.EthernetMinimumSize:])
+		if want := in[:min(int(in.TotalLength()), in.HeaderLength()+8)]; !bytes.Equal(ic.Payload(), want) {
+			t.Fatalf("quote % x, want % x", ic.Payload(), want)
 		}
 	})
 }
