@@ -213,22 +213,19 @@ checkers:
 	return st
 }
 
-// view is cfg as the model must have it once s starts: each real server
-// that s starts down is left out (weight 0 with inhibit_on_failure), a
-// MISC_CHECK's dynamic weight is kept, and a service whose quorum is lost
-// has the sorry server instead of its live servers. Sync applies it, so a
-// reload never puts back, even for a moment, a server its checks removed.
-// Each expanded service becomes a virtual_server of its own, as health
-// is kept per expanded service.
+// view is cfg, the configuration s was planned from, as the model must
+// have it once s starts: each real server that s starts down is left out
+// (weight 0 with inhibit_on_failure), a MISC_CHECK's dynamic weight is
+// kept, and a service whose quorum is lost has the sorry server instead
+// of its live servers. Sync applies it, so a reload never puts back, even
+// for a moment, a server its checks removed. Each expanded service
+// becomes a virtual_server of its own, as health is kept per expanded
+// service.
 func (s *checkSet) view(cfg *config.Config) *config.Config {
-	es := cfg.ExpandedServices()
-	if len(es) != len(s.svcs) {
-		return cfg // not s's configuration
-	}
 	v := *cfg
 	v.VirtualServers = make([]config.VirtualServer, 0, len(s.svcs))
-	for i, e := range es {
-		cs := s.svcs[i]
+	for _, cs := range s.svcs {
+		e := cs.es
 		vs := *e.VS
 		vs.Group, vs.Addr, vs.Port, vs.FWMark = "", e.Addr, e.Port, e.FWMark
 		vs.RealServers = nil
