@@ -447,9 +447,7 @@ func (d *Daemon) Reload() error {
 		return err
 	}
 	if prev != nil {
-		for _, script := range prev.removedScripts(next) {
-			d.notify(script)
-		}
+		go d.runScripts(prev.removedScripts(next), notifyTimeout)
 	}
 	d.startChecksLocked(next)
 	return err
