@@ -149,7 +149,7 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 		e.workers = append(e.workers, w)
 	}
 	if cfg.Workers > 1 {
-		if err := e.steer(model.Snapshot()); err != nil {
+		if err := e.steer(steeringOf(model.Snapshot())); err != nil {
 			e.Close()
 			return nil, err
 		}
@@ -157,10 +157,9 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 	return e, nil
 }
 
-// steer (re)installs the steering program for the snapshot's VIPs on
-// every interface's fanout group.
-func (e *Engine) steer(s *service.Snapshot) error {
-	st := steeringOf(s)
+// steer (re)installs the steering program for st on every interface's
+// fanout group.
+func (e *Engine) steer(st steering) error {
 	prog, err := steerProgram(st, false)
 	if err != nil {
 		return err
@@ -192,7 +191,7 @@ func (e *Engine) watchVIPs(ctx context.Context) {
 			continue
 		}
 		if st := steeringOf(s); !st.equal(&e.steered) {
-			if err := e.steer(s); err != nil {
+			if err := e.steer(st); err != nil {
 				e.cfg.Log.Error("steering", "err", err)
 				continue
 			}
