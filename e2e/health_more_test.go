@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -202,11 +199,7 @@ func TestPrivilegedHealthUnderTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	out2 := waitListed(false, leaveWithin)
-	cfg := filepath.Join(filepath.Dir(d.sock), "keepalived.conf")
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(filepath.Join(bin, "uvsd"), "reload", "--control", d.sock).CombinedOutput(); err != nil {
+	if out, err := d.reload(conf); err != nil {
 		t.Fatalf("reload: %v %s", err, out)
 	}
 	reloaded := time.Now()

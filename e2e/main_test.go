@@ -87,6 +87,18 @@ func (d *director) mustAdm(args ...string) string {
 	return out
 }
 
+// reload writes conf over the director's keepalived.conf and runs `uvsd
+// reload`, returning its output.
+func (d *director) reload(conf string) (string, error) {
+	d.t.Helper()
+	cfg := filepath.Join(filepath.Dir(d.sock), "keepalived.conf")
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		d.t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(bin, "uvsd"), "reload", "--control", d.sock).CombinedOutput()
+	return string(out), err
+}
+
 // restore runs `uvsadm -R` with in on its standard input.
 func (d *director) restore(in string) {
 	d.t.Helper()

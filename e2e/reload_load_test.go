@@ -9,9 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,7 +28,6 @@ func TestPrivilegedReloadUnderLoad(t *testing.T) {
 	n := newNATLab(t, lab.NATOptions{})
 	topo := n.topo
 	d := startUVSD(t, n.l, topo.Director, n.conf(""), "--workers", "2")
-	cfg := filepath.Join(filepath.Dir(d.sock), "keepalived.conf")
 	vip := topo.VIP.String()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -174,10 +170,6 @@ func TestPrivilegedReloadUnderLoad(t *testing.T) {
 	progress("before the reloads", 0, 50)
 	dlStart := dlBytes.Load()
 
-	reload := func() (string, error) {
-		out, err := exec.Command(filepath.Join(bin, "uvsd"), "reload", "--control", d.sock).CombinedOutput()
-		return string(out), err
-	}
 	base := n.conf("")
 	rs0 := topo.RSIPs[0].String()
 	weighted := func(c string, w int) string {
@@ -221,10 +213,7 @@ func TestPrivilegedReloadUnderLoad(t *testing.T) {
 		// -S: the rules without the connection counts, which move
 		// under load.
 		before := d.mustAdm("-S", "-n")
-		if err := os.WriteFile(cfg, []byte(s.conf), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		out, err := reload()
+		out, err := d.reload(s.conf)
 		if s.broken {
 			if err == nil || !strings.Contains(out, `keepalived.conf:3: lb_algo: unknown scheduler "nosuch"`) {
 				t.Fatalf("broken reload: err %v, output %q; want a refusal with file:line", err, out)

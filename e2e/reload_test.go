@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +20,6 @@ import (
 func TestPrivilegedReload(t *testing.T) {
 	n := newNATLab(t, lab.NATOptions{})
 	d := startUVSD(t, n.l, n.topo.Director, n.conf(""), "--workers", "1")
-	cfg := filepath.Join(filepath.Dir(d.sock), "keepalived.conf")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -69,20 +66,13 @@ func TestPrivilegedReload(t *testing.T) {
 		gone = n.topo.RSIPs[0]
 	}
 
-	reload := func() (string, error) {
-		out, err := exec.Command(filepath.Join(bin, "uvsd"), "reload", "--control", d.sock).CombinedOutput()
-		return string(out), err
-	}
 	// Drop the other server and switch the TCP service to wrr.
 	conf := n.conf("")
 	conf = strings.Replace(conf, "lb_algo rr\n    lb_kind NAT\n    protocol TCP", "lb_algo wrr\n    lb_kind NAT\n    protocol TCP", 1)
 	i := strings.Index(conf, "    real_server "+gone.String()+" 80 {")
 	j := i + strings.Index(conf[i:], "}\n") + 2
 	conf = conf[:i] + conf[j:]
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := reload(); err != nil {
+	if out, err := d.reload(conf); err != nil {
 		t.Fatalf("reload: %v %s", err, out)
 	}
 	select {
@@ -94,10 +84,7 @@ func TestPrivilegedReload(t *testing.T) {
 	if !strings.Contains(listing, n.topo.VIP.String()+":80 wrr") || strings.Contains(listing, gone.String()+":80 ") {
 		t.Fatalf("after reload:\n%s", listing)
 	}
-	if err := os.WriteFile(cfg, []byte("virtual_server 198.18.0.100 80 {\n  lb_algo nosuch\n}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out2, err := reload()
+	out2, err := d.reload("virtual_server 198.18.0.100 80 {\n  lb_algo nosuch\n}\n")
 	if err == nil || !strings.Contains(out2, "keepalived.conf:2:") {
 		t.Fatalf("broken reload: err %v, output %q; want a refusal with file:line", err, out2)
 	}
