@@ -214,20 +214,13 @@ func (w *worker) run(ctx context.Context) {
 				n++
 			}
 		}
-		for _, p := range w.ports {
-			if p.txN > 0 {
-				sent, dropped := p.flush()
-				w.stats.txFrames.add(uint64(sent))
-				w.stats.drops[dropTx].add(uint64(dropped))
-			}
-		}
+		w.flushAll()
 		for _, p := range w.ports {
 			p.releaseHeld()
 		}
 		if w.marks != nil {
 			w.marks.release()
 		}
-		w.arena.n = 0
 		w.stats.rxFrames.add(uint64(n))
 		w.ct.Reap(w.now, reapBudget, w.expire)
 		select {
