@@ -172,6 +172,7 @@ func (p *parser) validate() {
 		return false
 	})
 	seen := map[string]Pos{}
+	fwmark := false
 	for _, e := range c.ExpandedServices() {
 		k := e.String()
 		if prev, dup := seen[k]; dup {
@@ -179,9 +180,6 @@ func (p *parser) validate() {
 			return
 		}
 		seen[k] = e.VS.Pos
-	}
-	fwmark := false
-	for _, e := range c.ExpandedServices() {
 		fwmark = fwmark || e.FWMark != 0
 	}
 	if fwmark {
