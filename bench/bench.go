@@ -346,14 +346,14 @@ func runLoad(ctx context.Context, e *env, p *peer, load string, run int) ([]figu
 		}
 		return []figure{{"iperf3.gbps", bps / 1e9}}, nil
 	case LoadUDP:
-		return runUDP(ctx, e, p.udpTargets(e), "udp")
+		return runUDP(ctx, e, p.udpTargets(e), loadPrefix(load))
 	case LoadUDPSink:
 		undo, err := sinkServers(ctx, e)
 		if err != nil {
 			return nil, err
 		}
 		defer undo()
-		return runUDP(ctx, e, p.udpTargets(e), "sink")
+		return runUDP(ctx, e, p.udpTargets(e), loadPrefix(load))
 	}
 	return nil, fmt.Errorf("unknown load %q", load)
 }
