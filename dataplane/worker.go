@@ -425,13 +425,14 @@ func (w *worker) l4(p *port, buf []byte, ip header.IPv4, mode modes.CsumMode) {
 		if w.nworkers > 1 {
 			w.checkOwner(&tuple, dir)
 		}
-		if w.ct.Get(id).IsReserved() {
+		c := w.ct.Get(id)
+		if c.IsReserved() {
 			// A late packet of the connection the reservation
 			// replaced: nobody is left to take it.
 			w.drop(dropNoConn)
 			return
 		}
-		if fw := w.ct.Get(id).Flags&conntrack.FlagFwmark != 0 && dir == conntrack.DirOrig; fw != (w.mark != 0) {
+		if fw := c.Flags&conntrack.FlagFwmark != 0 && dir == conntrack.DirOrig; fw != (w.mark != 0) {
 			// Each packet is acted on once, from the ring or from
 			// the queue (marks.go).
 			if w.mark != 0 {
