@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -24,27 +25,41 @@ func TestPrivilegedUvsrsUndo(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
+			query := func() (string, error) {
+				return rs.Run(ctx, "sh", "-c", "ip -4 -o addr show dev lo; ip -o link show; sysctl -n net.ipv4.conf.all.arp_ignore net.ipv4.conf.all.arp_announce")
+			}
 			state := func() string {
-				out, err := rs.Run(ctx, "sh", "-c", "ip -4 -o addr show dev lo; ip -o link show; sysctl -n net.ipv4.conf.all.arp_ignore net.ipv4.conf.all.arp_announce")
+				out, err := query()
 				if err != nil {
 					t.Fatalf("%v: %s", err, out)
 				}
 				return out
 			}
+			// set up: the VIP on lo, arp_ignore=1 and arp_announce=2, and
+			// in tun mode the TUN device (uvsrs creates it last).
+			setUp := func(s string) bool {
+				return strings.Contains(s, "198.18.0.100") && strings.HasSuffix(strings.TrimSpace(s), "1\n2") &&
+					(mode != "tun" || strings.Contains(s, "uvstun0"))
+			}
 			before := state()
+			if setUp(before) {
+				t.Fatalf("set up before uvsrs ran:\n%s", before)
+			}
 			p, err := rs.Start(filepath.Join(bin, "uvsrs"), "--vip", "198.18.0.100", "--mode", mode)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := lab.Eventually(ctx, 20*time.Millisecond, func() error {
-				_, err := rs.Run(ctx, "sh", "-c", "ip -4 addr show dev lo | grep -q 198.18.0.100")
-				return err
+				out, err := query()
+				if err != nil {
+					return fmt.Errorf("%w: %s", err, out)
+				}
+				if !setUp(out) {
+					return fmt.Errorf("not set up:\n%s", out)
+				}
+				return nil
 			}); err != nil {
-				t.Fatalf("the VIP never reached lo: %v\n%s", err, p.Output())
-			}
-			during := state()
-			if !strings.Contains(during, "198.18.0.100") || strings.HasSuffix(strings.TrimSpace(during), "0\n0") {
-				t.Fatalf("while running:\n%s", during)
+				t.Fatalf("uvsrs never set the real server up: %v\n%s", err, p.Output())
 			}
 			if err := p.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
