@@ -376,11 +376,20 @@ func TestQuorumHysteresis(t *testing.T) {
 		}
 	}
 	onSorry := func() bool { return fmt.Sprint(l.pool(80)) == "map[10.9.2.1:80:1]" }
+	// up reports whether the checks have real server 10.9.1.i up.
+	up := func(i int) bool {
+		up, _ := l.d.currentChecks().runner.Up(fmt.Sprintf("[10.9.1.%d]:tcp:80 from VS [10.9.0.1]:tcp:80", i))
+		return up
+	}
 
 	l.healthy("rs1", false)
 	l.healthy("rs2", false)
 	l.eventually("two live servers (weight 2 >= 3-1)", live(2))
-	if l.ran("quorum.down") {
+	// The quorum is decided once the runner reports both down: Up takes
+	// the server's state lock, which the callback holds while it
+	// evaluates the quorum.
+	l.eventually("rs1 and rs2 down", func() bool { return !up(1) && !up(2) })
+	if l.d.currentChecks().svcs[0].q.lostNow() || l.ran("quorum.down") {
 		t.Fatal("quorum_down at weight 2")
 	}
 	l.healthy("rs3", false)
@@ -389,12 +398,7 @@ func TestQuorumHysteresis(t *testing.T) {
 
 	l.healthy("rs1", true)
 	l.healthy("rs2", true)
-	l.eventually("rs1 and rs2 up", func() bool {
-		r := l.d.currentChecks().runner
-		up1, _ := r.Up("[10.9.1.1]:tcp:80 from VS [10.9.0.1]:tcp:80")
-		up2, _ := r.Up("[10.9.1.2]:tcp:80 from VS [10.9.0.1]:tcp:80")
-		return up1 && up2
-	})
+	l.eventually("rs1 and rs2 up", func() bool { return up(1) && up(2) })
 	// Weight 3 is not 3+1: still on the sorry server.
 	if !l.holds(200*time.Millisecond, onSorry) {
 		t.Fatalf("quorum back at weight 3: %v", l.pool(80))
