@@ -157,7 +157,7 @@ func (e *Engine) InjectMarked(ifindex int32, src [6]byte, mark uint32, pkt []byt
 	eth := header.Ethernet(b[vnetHdrLen:])
 	eth.SetDst(mac)
 	eth.SetSrc(src)
-	binary.BigEndian.PutUint16(b[vnetHdrLen+12:], header.EtherTypeIPv4)
+	eth.SetType(header.EtherTypeIPv4)
 	n := copy(b[vnetHdrLen+header.EthernetMinimumSize:], pkt)
 	slot.n = vnetHdrLen + header.EthernetMinimumSize + n
 	slot.ifindex, slot.mark = ifindex, mark
@@ -186,7 +186,8 @@ func (e *Engine) markOwner(pkt []byte) int {
 	if ihl < header.IPv4MinimumSize || len(pkt) < ihl+4 {
 		return 0
 	}
-	k := e.markSteer.key(ip.Src(), binary.BigEndian.Uint16(pkt[ihl:]))
+	// TCP and UDP both start with the source port.
+	k := e.markSteer.key(ip.Src(), header.UDP(pkt[ihl:]).SrcPort())
 	return int(k % uint32(len(e.workers)))
 }
 
