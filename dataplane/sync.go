@@ -210,15 +210,7 @@ func (w *worker) importTemplate(r *connsync.Record) {
 		w.ct.Delete(id)
 	}
 	d := &w.snap.Dests[destID]
-	t := conntrack.Conn{
-		Orig:       k,
-		Reply:      conntrack.Tuple{Src: d.Addr, Dst: k.Src, SPort: d.Port, DPort: uint16(svc.ID), Proto: templateProto},
-		Svc:        svc.ID,
-		Dest:       destID,
-		Flags:      conntrack.FlagTemplate,
-		TimeoutSec: svc.Cfg.Timeout,
-		Expires:    expires,
-	}
+	t := templateConn(svc, k, d, destID, expires)
 	if _, err := w.ct.Insert(&t); err != nil {
 		w.stats.syncRefused.add(1)
 		return

@@ -804,6 +804,21 @@ func (w *worker) moveCount(dest uint32, active bool) {
 // templateProto marks a template's reply tuple: no packet carries it.
 const templateProto = 0xff
 
+// templateConn is the template entry keyed k (templateKey) that binds the
+// client network to destination dest of svc until expires. Its reply
+// tuple is unique per service and never matches a packet.
+func templateConn(svc *service.SvcSnap, k conntrack.Tuple, d *service.DestSnap, dest uint32, expires int64) conntrack.Conn {
+	return conntrack.Conn{
+		Orig:       k,
+		Reply:      conntrack.Tuple{Src: d.Addr, Dst: k.Src, SPort: d.Port, DPort: uint16(svc.ID), Proto: templateProto},
+		Svc:        svc.ID,
+		Dest:       dest,
+		Flags:      conntrack.FlagTemplate,
+		TimeoutSec: svc.Cfg.Timeout,
+		Expires:    expires,
+	}
+}
+
 func templateKey(svc *service.SvcSnap, client, vaddr [4]byte, vport uint16) conntrack.Tuple {
 	bits := svc.Cfg.Netmask
 	if bits <= 0 || bits > 32 {
@@ -850,15 +865,7 @@ func (w *worker) template(id, tpl uint32, svc *service.SvcSnap, dest uint32, cli
 		return
 	}
 	d := &w.snap.Dests[dest]
-	t := conntrack.Conn{
-		Orig:       k,
-		Reply:      conntrack.Tuple{Src: d.Addr, Dst: k.Src, SPort: d.Port, DPort: uint16(svc.ID), Proto: templateProto},
-		Svc:        svc.ID,
-		Dest:       dest,
-		Flags:      conntrack.FlagTemplate,
-		TimeoutSec: svc.Cfg.Timeout,
-		Expires:    w.now + timeout,
-	}
+	t := templateConn(svc, k, d, dest, w.now+timeout)
 	tid, err := w.ct.Insert(&t)
 	if err != nil {
 		// A full table keeps the connection, without persistence.
