@@ -1,18 +1,13 @@
 package vrrp
 
 import (
-	"crypto/sha256"
-	"flag"
-	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
-)
 
-var updateSeeds = flag.Bool("update-seeds", false, "rewrite the fuzz seed corpora under testdata/fuzz")
+	"github.com/uvs-project/uvs/internal/seedcorpus"
+)
 
 // seedAdverts are the packets the checked-in corpus of FuzzParseAdvert
 // holds: valid v2 (with and without a password) and v3 adverts, and broken
@@ -60,23 +55,7 @@ func FuzzParseAdvert(f *testing.F) {
 // packet builders make now, and with -update-seeds rewrites it:
 // go test -run TestWriteFuzzSeeds ./vrrp/ -update-seeds
 func TestWriteFuzzSeeds(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzParseAdvert")
-	if *updateSeeds {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, b := range seedAdverts() {
-		s := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
-		p := filepath.Join(dir, fmt.Sprintf("seed-%x", sha256.Sum256([]byte(s)))[:21])
-		if !*updateSeeds {
-			if got, err := os.ReadFile(p); err != nil || string(got) != s {
-				t.Errorf("%s missing or stale (%v): rewrite the corpus with -update-seeds", p, err)
-			}
-			continue
-		}
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		seedcorpus.Add(t, "FuzzParseAdvert", b)
 	}
 }
