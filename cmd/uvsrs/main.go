@@ -66,6 +66,10 @@ func run(vipList, mode string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("loopback: %w", err)
 	}
+	// Take the signals before the first change: a SIGTERM in between
+	// would otherwise kill the process with nothing undone.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	var undo []func()
 	defer func() {
 		for i := len(undo) - 1; i >= 0; i-- {
@@ -95,8 +99,6 @@ func run(vipList, mode string, log *slog.Logger) error {
 		}
 		undo = append(undo, func() { _ = netlink.AddrDel(lo, addr) })
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	if mode == "tun" {
 		// The inner packets come from the client but arrive on the TUN
 		// device: reverse-path filtering would drop them.
