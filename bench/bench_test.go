@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -11,7 +12,8 @@ import (
 )
 
 // buildUVSD builds uvsd and uvsadm into a temporary folder, or returns
-// "" when the tree does not build (the uvs peer is then left out).
+// "" when the tree does not build (the uvs peer is then left out; under
+// CI=true the test fails instead).
 func buildUVSD(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
@@ -23,6 +25,9 @@ func buildUVSD(t *testing.T) string {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, goBin, "build", "-o", dir+"/", "../cmd/uvsd", "../cmd/uvsadm").CombinedOutput()
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("building uvsd failed: %v\n%s", err, out)
+		}
 		t.Logf("uvs peer left out: building uvsd failed: %v\n%s", err, out)
 		return ""
 	}
