@@ -80,7 +80,7 @@ func (w *worker) tunnel(in *port, buf []byte, ip header.IPv4, c *conntrack.Conn)
 			return
 		}
 		if ihl+tcp.DataOffset()+mss+modes.IPIPOverhead > q.mtu {
-			w.fragNeeded(in, frame, c, ip)
+			w.fragNeeded(in, q, frame, c, ip)
 			return
 		}
 		if w.segScratch == nil {
@@ -93,7 +93,7 @@ func (w *worker) tunnel(in *port, buf []byte, ip header.IPv4, c *conntrack.Conn)
 		return
 	}
 	if int(ip.TotalLength())+modes.IPIPOverhead > q.mtu {
-		w.fragNeeded(in, frame, c, ip)
+		w.fragNeeded(in, q, frame, c, ip)
 		return
 	}
 	if vnet.Flags()&header.VirtioNetHdrFNeedsCsum != 0 {
@@ -134,12 +134,12 @@ func (w *worker) emitSegment(vnet header.VirtioNetHdr, seg []byte) {
 // fragNeeded answers a packet too big for the tunnel: with DF set, an ICMP
 // "fragmentation needed" from the VIP with the tunnel's MTU, as IPVS's
 // tunnel transmit does; without DF it is dropped (uvs does not fragment).
-func (w *worker) fragNeeded(in *port, frame []byte, c *conntrack.Conn, ip header.IPv4) {
+func (w *worker) fragNeeded(in, q *port, frame []byte, c *conntrack.Conn, ip header.IPv4) {
 	w.drop(dropTooBig)
 	if ip.Flags()&header.IPv4FlagDontFragment == 0 {
 		return
 	}
-	mtu := w.portByIf(c.DestIf).mtu - modes.IPIPOverhead
+	mtu := q.mtu - modes.IPIPOverhead
 	out := w.alloc(vnetHdrLen + 128)
 	clear(out[:vnetHdrLen])
 	icmp := modes.FragNeeded(out[vnetHdrLen:], frame, c.Orig.Dst, uint16(mtu))
