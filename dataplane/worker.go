@@ -632,8 +632,8 @@ func (w *worker) icmp(p *port, buf []byte, ip header.IPv4, owned bool) {
 		return
 	}
 	// The quote is a packet we sent; its reverse is what we track.
-	sport := uint16(innerL4[0])<<8 | uint16(innerL4[1])
-	dport := uint16(innerL4[2])<<8 | uint16(innerL4[3])
+	// TCP and UDP both start with the ports.
+	sport, dport := header.UDP(innerL4).SrcPort(), header.UDP(innerL4).DstPort()
 	tuple := conntrack.Tuple{Src: inner.Dst(), Dst: inner.Src(), SPort: dport, DPort: sport, Proto: inner.Protocol()}
 	id, dir, ok := w.ct.Lookup(&tuple)
 	if !ok {
