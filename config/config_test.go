@@ -397,6 +397,8 @@ func TestWarnings(t *testing.T) {
 			[]string{"t.conf:1: virtual_server 10.0.0.1:80: quorum 5 exceeds the total weight 1 of its real servers, reduced"}},
 		{"DR fwmark rs port cleared", "virtual_server fwmark 2 {\n  lb_kind DR\n  real_server 10.0.0.2 80 { }\n}\n",
 			[]string{"t.conf:3: real_server 10.0.0.2:80: port is ignored for a fwmark service in DR, cleared"}},
+		{"PASS without a password", "vrrp_instance V {\n  interface eth0\n  virtual_router_id 5\n  authentication {\n    auth_type PASS\n  }\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n",
+			[]string{"t.conf:4: authentication: auth_type PASS without auth_pass, authentication off"}},
 		{"fwmark in a group with use_vmac", "vrrp_instance V {\n  interface eth0\n  virtual_router_id 5\n  use_vmac\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\nvirtual_server_group G {\n  10.0.0.1 80\n  fwmark 4\n}\nvirtual_server group G {\n  protocol TCP\n  real_server 10.0.0.2 80 { }\n}\n",
 			[]string{"t.conf:1: vrrp_instance V: use_vmac: the kernel drops frames to a virtual MAC before netfilter marks them, so fwmark services get none of this instance's traffic"}},
 		{"fwmark without real servers only ignored", "vrrp_instance V {\n  interface eth0\n  virtual_router_id 5\n  use_vmac\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\nvirtual_server fwmark 9 {\n}\n",

@@ -265,6 +265,12 @@ func (p *parser) authentication(open stmt, vi *VRRPInstance) {
 		}
 		p.noBlock(s)
 	})
+	if p.err == nil && vi.AuthType == "PASS" && vi.AuthPass == "" {
+		// Sender and receiver must agree: without a password there is
+		// no PASS authentication at all.
+		p.warn(open.pos, "authentication: auth_type PASS without auth_pass, authentication off")
+		vi.AuthType = ""
+	}
 }
 
 // tracks reads track_interface or track_script entries:
