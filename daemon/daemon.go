@@ -33,7 +33,10 @@ type Options struct {
 	// FWMarkQueue is the NFQUEUE number that brings fwmark services'
 	// packets (0: DefaultFWMarkQueue).
 	FWMarkQueue uint16
-	Log         *slog.Logger
+	// Backend is the dataplane backend (dataplane.BackendAFPacket when
+	// empty, or dataplane.BackendAFXDP).
+	Backend string
+	Log     *slog.Logger
 }
 
 // Daemon is a running uvsd.
@@ -139,7 +142,7 @@ func Run(ctx context.Context, opts Options) error {
 	if d.vrrp != nil {
 		d.model.SetStandby(d.vrrp.allAddrs(), true)
 	}
-	dcfg := dataplane.Config{Workers: opts.Workers, Spin: opts.Spin, MarkSlots: markSlots, Log: log}
+	dcfg := dataplane.Config{Workers: opts.Workers, Spin: opts.Spin, MarkSlots: markSlots, Backend: opts.Backend, Log: log}
 	sd := cfg.Global.LVSSyncDaemon
 	if sd != nil && (d.vrrp == nil || d.vrrp.syncInst == nil) {
 		log.Warn("lvs_sync_daemon needs a vrrp_instance to follow: connection sync is off")

@@ -45,8 +45,26 @@ type Config struct {
 	// MarkSlots, when positive, gives each worker a ring of that many
 	// slots for packets of fwmark services (InjectMarked).
 	MarkSlots int
-	Log       *slog.Logger
+	// Backend is BackendAFPacket (default) or BackendAFXDP.
+	Backend string
+	// XSK sizes the AF_XDP sockets (default DefaultXSK).
+	XSK XSKConfig
+	Log *slog.Logger
 }
+
+// The dataplane backends. AF_PACKET works on every interface. AF_XDP adds,
+// on each interface, an XDP program that redirects the frames uvs forwards
+// to an AF_XDP socket on queue 0 (zero-copy where the driver has it), while
+// ARP, the host's own traffic and other queues stay on the AF_PACKET path.
+// It takes one worker: XDP delivers a frame to the socket of the queue it
+// arrived on, so it cannot steer both legs of a connection to one worker.
+// XDP frames carry no offload metadata: a sender on a veth must not leave
+// its checksum to offload (XDP hides CHECKSUM_PARTIAL), and attaching the
+// program turns off the veth peer's TSO.
+const (
+	BackendAFPacket = "afpacket"
+	BackendAFXDP    = "afxdp"
+)
 
 // HostStack hands an IPv4 packet, checksums complete, to this host's own
 // stack (hostlocal.Injector). Write must be safe for concurrent use.
@@ -71,6 +89,10 @@ type Engine struct {
 	markSteer steering
 	markWoken []bool
 	markStats struct{ full, badIface, invalid atomic.Uint64 }
+
+	// The afxdp backend's map and programs (nil with afpacket).
+	xdpMatch   *xdpMatch
+	xdpFilters []*xdpFilter
 }
 
 // New opens every worker's ports. With more than one worker, the ports of
@@ -93,6 +115,17 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 	}
 	if len(ifaces) == 0 {
 		return nil, errors.New("dataplane: no interfaces to capture on")
+	}
+	switch cfg.Backend {
+	case "":
+		cfg.Backend = BackendAFPacket
+	case BackendAFPacket:
+	case BackendAFXDP:
+		if cfg.Workers != 1 {
+			return nil, fmt.Errorf("dataplane: the %s backend takes one worker, not %d", BackendAFXDP, cfg.Workers)
+		}
+	default:
+		return nil, fmt.Errorf("dataplane: unknown backend %q (%s or %s)", cfg.Backend, BackendAFPacket, BackendAFXDP)
 	}
 	e := &Engine{cfg: cfg, model: model, ifaces: ifaces, markWoken: make([]bool, cfg.Workers)}
 	shared := &sharedScheds{}
@@ -134,6 +167,13 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 			}
 			w.ports = append(w.ports, p)
 			w.pfds = append(w.pfds, unix.PollFd{Fd: int32(p.fd), Events: unix.POLLIN})
+			if cfg.Backend == BackendAFXDP {
+				if p.xsk, err = openXSK(ifc.Index, 0, cfg.XSK); err != nil {
+					e.Close()
+					return nil, fmt.Errorf("worker %d, interface %s: %w", wi, ifc.Name, err)
+				}
+				w.pfds = append(w.pfds, unix.PollFd{Fd: int32(p.xsk.fd), Events: unix.POLLIN})
+			}
 		}
 		if cfg.MarkSlots > 0 {
 			r, err := newMarkRing(cfg.MarkSlots)
@@ -154,7 +194,80 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 			return nil, err
 		}
 	}
+	if cfg.Backend == BackendAFXDP {
+		if err := e.openXDP(); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
 	return e, nil
+}
+
+// openXDP fills the match map for the current snapshot, then attaches the
+// redirect program to every interface, so that no frame is redirected
+// before the worker's socket is in place.
+func (e *Engine) openXDP() error {
+	var err error
+	if e.xdpMatch, err = newXDPMatch(); err != nil {
+		return err
+	}
+	if err := e.syncXDP(e.model.Snapshot()); err != nil {
+		return err
+	}
+	for _, p := range e.workers[0].ports {
+		name := ""
+		for _, ifc := range e.ifaces {
+			if ifc.Index == p.ifindex {
+				name = ifc.Name
+			}
+		}
+		f, err := attachXDP(p.ifindex, name, e.xdpMatch, map[int]int{0: p.xsk.fd})
+		if err != nil {
+			return err
+		}
+		e.xdpFilters = append(e.xdpFilters, f)
+		mode := "copy"
+		if p.xsk.zeroCopy {
+			mode = "zero-copy"
+		}
+		e.cfg.Log.Info("af_xdp attached", "iface", name, "xdp", f.mode, "socket", mode)
+	}
+	return nil
+}
+
+// syncXDP writes the match map for snapshot s and the host's addresses.
+func (e *Engine) syncXDP(s *service.Snapshot) error {
+	host, err := hostAddrs()
+	if err != nil {
+		return err
+	}
+	return e.xdpMatch.apply(xdpWant(s, host))
+}
+
+// watchXDP keeps the match map equal to the model and the host's
+// addresses: at once for a new snapshot, every second for the addresses.
+func (e *Engine) watchXDP(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	last := e.model.Snapshot()
+	lastHost := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := e.model.Snapshot()
+		if s == last && time.Since(lastHost) < time.Second {
+			continue
+		}
+		// A failed write is tried again at the next tick.
+		if err := e.syncXDP(s); err != nil {
+			e.cfg.Log.Error("xdp match map", "err", err)
+			continue
+		}
+		last, lastHost = s, time.Now()
+	}
 }
 
 // steer (re)installs the steering program for st on every interface's
@@ -209,6 +322,13 @@ func (e *Engine) Run(ctx context.Context) {
 			e.watchVIPs(ctx)
 		}()
 	}
+	if e.xdpMatch != nil {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.watchXDP(ctx)
+		}()
+	}
 	for _, w := range e.workers {
 		e.wg.Add(1)
 		go func() {
@@ -221,6 +341,15 @@ func (e *Engine) Run(ctx context.Context) {
 
 // Close releases the ports. Call it after Run returned.
 func (e *Engine) Close() {
+	// The programs first: none may redirect to a closed socket.
+	for _, f := range e.xdpFilters {
+		f.close()
+	}
+	e.xdpFilters = nil
+	if e.xdpMatch != nil {
+		_ = e.xdpMatch.m.Close()
+		e.xdpMatch = nil
+	}
 	for _, w := range e.workers {
 		for _, p := range w.ports {
 			p.close()
@@ -284,6 +413,9 @@ func (e *Engine) Counters() Counters {
 		c.Reserved += s.reserved.load()
 		for _, p := range w.ports {
 			c.RingOverruns += p.ringOverruns()
+			if p.xsk != nil {
+				c.XSK.add(p.xsk.stats())
+			}
 		}
 		c.PerWorkerRx = append(c.PerWorkerRx, s.rxFrames.load())
 		for r := range numDropReasons {

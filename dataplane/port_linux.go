@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/uvs-project/uvs/header"
 )
 
 // vnetHdrLen is the size of struct virtio_net_hdr that PACKET_VNET_HDR puts
@@ -57,6 +59,11 @@ type port struct {
 	tx    []mmsghdr
 	txIov []unix.Iovec
 	txN   int
+
+	// xsk, with the afxdp backend, is the AF_XDP socket on this
+	// interface's queue: the frames the XDP program redirects arrive
+	// there, and frames without offload metadata leave by it.
+	xsk *xsk
 
 	// overruns accumulates PACKET_STATISTICS drops (frames the kernel
 	// could not put in a full ring); the kernel resets its count on read.
@@ -177,6 +184,9 @@ func openPort(ifindex int, mac [6]byte, rc RingConfig, batch int, fo *Fanout) (*
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 func (p *port) close() {
+	if p.xsk != nil {
+		p.xsk.close()
+	}
 	p.statsMu.Lock()
 	defer p.statsMu.Unlock()
 	if p.ring != nil {
@@ -232,6 +242,9 @@ func (p *port) next() (f rxFrame, ok bool) {
 
 // releaseHeld gives every held slot back to the kernel.
 func (p *port) releaseHeld() {
+	if p.xsk != nil {
+		p.xsk.releaseHeld()
+	}
 	for _, i := range p.held {
 		atomic.StoreUint32(p.status(p.slot(i)), unix.TP_STATUS_KERNEL)
 	}
@@ -240,7 +253,20 @@ func (p *port) releaseHeld() {
 
 // queue adds buf (vnet header + frame) to the transmit batch, flushing
 // first when the batch is full. buf must stay untouched until flush.
+//
+// With an AF_XDP socket, a frame without offload metadata (no GSO, no
+// partial checksum) is copied into its transmit ring and counted as sent;
+// one with metadata needs the kernel to finish it and goes by sendmmsg.
 func (p *port) queue(buf []byte) (sent, dropped int) {
+	if p.xsk != nil {
+		vnet := header.VirtioNetHdr(buf[:vnetHdrLen])
+		if vnet.Flags() == 0 && vnet.GSOType() == header.VirtioNetHdrGSONone {
+			if p.xsk.queue(buf[vnetHdrLen:]) {
+				return 1, 0
+			}
+			return 0, 1
+		}
+	}
 	if p.txN == len(p.tx) {
 		sent, dropped = p.flush()
 	}
@@ -254,6 +280,9 @@ func (p *port) queue(buf []byte) (sent, dropped int) {
 // allows. Frames the kernel refuses (full queue, bad frame) are dropped
 // and counted by the caller.
 func (p *port) flush() (sent, dropped int) {
+	if p.xsk != nil {
+		p.xsk.flush()
+	}
 	i := 0
 	for i < p.txN {
 		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(p.fd),

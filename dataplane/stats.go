@@ -136,4 +136,27 @@ type Counters struct {
 	Reserved                                                         uint64
 	Drops                                                            map[string]uint64
 	PerWorkerRx                                                      []uint64
+	// XSK sums the AF_XDP sockets' counters (afxdp backend).
+	XSK XSKStats
+}
+
+// XSKStats are AF_XDP sockets' counters: the frames uvs took from their
+// receive rings and the kernel completed from their transmit rings, and
+// the kernel's XDP_STATISTICS.
+type XSKStats struct {
+	Rx, Tx                          uint64
+	RxDropped, RxInvalid, TxInvalid uint64
+	RxRingFull, FillRingEmpty       uint64
+	TxRingEmpty                     uint64
+}
+
+func (s *XSKStats) add(o XSKStats) {
+	s.Rx += o.Rx
+	s.Tx += o.Tx
+	s.RxDropped += o.RxDropped
+	s.RxInvalid += o.RxInvalid
+	s.TxInvalid += o.TxInvalid
+	s.RxRingFull += o.RxRingFull
+	s.FillRingEmpty += o.FillRingEmpty
+	s.TxRingEmpty += o.TxRingEmpty
 }

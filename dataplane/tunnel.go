@@ -38,7 +38,7 @@ func (w *worker) alloc(size int) []byte {
 // flushAll sends every port's batch; the arena is free again after.
 func (w *worker) flushAll() {
 	for _, p := range w.ports {
-		if p.txN > 0 {
+		if p.txN > 0 || p.xsk != nil {
 			sent, dropped := p.flush()
 			w.stats.txFrames.add(uint64(sent))
 			w.stats.drops[dropTx].add(uint64(dropped))

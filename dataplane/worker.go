@@ -205,6 +205,18 @@ func (w *worker) run(ctx context.Context) {
 			n = w.drainMarks()
 		}
 		for _, p := range w.ports {
+			if p.xsk != nil {
+				// Each source gets its batch, so that a busy XDP
+				// socket cannot starve the ring's ARP.
+				for k := 0; k < w.batch; k++ {
+					f, ok := p.xsk.next()
+					if !ok {
+						break
+					}
+					w.handle(p, f)
+					n++
+				}
+			}
 			for k := 0; k < w.batch; k++ {
 				f, ok := p.next()
 				if !ok {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/uvs-project/uvs/control"
 	"github.com/uvs-project/uvs/daemon"
+	"github.com/uvs-project/uvs/dataplane"
 )
 
 func main() {
@@ -23,7 +24,8 @@ func main() {
 		file    = flag.String("f", "/etc/keepalived/keepalived.conf", "keepalived.conf `file` to load")
 		ctl     = flag.String("control", control.DefaultPath, "control socket `path`")
 		check   = flag.Bool("check", false, "validate the configuration and exit (like keepalived -t)")
-		workers = flag.Int("workers", 0, "dataplane workers (default: one per CPU)")
+		workers = flag.Int("workers", 0, "dataplane workers (default: one per CPU; one with -backend afxdp)")
+		backend = flag.String("backend", dataplane.BackendAFPacket, "dataplane `backend`: afpacket, or afxdp (an XDP program and AF_XDP sockets beside AF_PACKET; one worker)")
 		logJSON = flag.Bool("log-json", false, "log in JSON")
 		debug   = flag.Bool("debug", false, "log debug messages")
 		metrics = flag.String("metrics", "", "serve Prometheus metrics on `addr` (host:port); off by default")
@@ -68,8 +70,11 @@ func main() {
 	n := *workers
 	if n <= 0 {
 		n = runtime.NumCPU()
+		if *backend == dataplane.BackendAFXDP {
+			n = 1
+		}
 	}
-	if err := daemon.Run(context.Background(), daemon.Options{ConfigFile: *file, ControlPath: *ctl, Workers: n, MetricsAddr: *metrics, Spin: *spin, ExpireNodestConn: *nodest, FWMarkQueue: uint16(*fwq), Log: log}); err != nil {
+	if err := daemon.Run(context.Background(), daemon.Options{ConfigFile: *file, ControlPath: *ctl, Workers: n, MetricsAddr: *metrics, Spin: *spin, ExpireNodestConn: *nodest, FWMarkQueue: uint16(*fwq), Backend: *backend, Log: log}); err != nil {
 		fmt.Fprintln(os.Stderr, "uvsd:", err)
 		os.Exit(1)
 	}
