@@ -58,9 +58,10 @@ type Config struct {
 // ARP, the host's own traffic and other queues stay on the AF_PACKET path.
 // It takes one worker: XDP delivers a frame to the socket of the queue it
 // arrived on, so it cannot steer both legs of a connection to one worker.
-// XDP frames carry no offload metadata: a sender on a veth must not leave
-// its checksum to offload (XDP hides CHECKSUM_PARTIAL), and attaching the
-// program turns off the veth peer's TSO.
+// XDP frames carry no offload metadata: a local sender's partial checksum
+// on a veth is recognised and finished in software (partial.go), and
+// attaching the program turns off the veth peer's TSO, so no super-frames
+// come this way.
 const (
 	BackendAFPacket = "afpacket"
 	BackendAFXDP    = "afxdp"

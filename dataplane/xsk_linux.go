@@ -206,8 +206,9 @@ func openXSKMode(ifindex, queue int, cfg XSKConfig, mode uint16) (*xsk, error) {
 }
 
 // next hands out the next received frame with a zeroed virtio_net_hdr in
-// front (XDP frames carry no offload metadata) and Headroom before that,
-// or ok=false when the receive ring is empty. The chunk stays the
+// front (XDP frames carry no offload metadata; a partial checksum they
+// hide is finished here) and Headroom before that, or ok=false when the
+// receive ring is empty. The chunk stays the
 // worker's until releaseHeld.
 func (x *xsk) next() (f rxFrame, ok bool) {
 	if x.rxCons == x.rxSeen {
@@ -227,6 +228,7 @@ func (x *xsk) next() (f rxFrame, ok bool) {
 		f.truncated = true
 		return f, true
 	}
+	finishHiddenPartial(x.umem[d.Addr:end])
 	start := d.Addr - vnetHdrLen
 	clear(x.umem[start:d.Addr])
 	f.buf = x.umem[start : end : base+x.chunk]

@@ -19,10 +19,11 @@ import (
 // XDP program on both director interfaces redirects the VIP's traffic and
 // the real servers' replies to AF_XDP sockets, while ARP and the
 // director's own health checks stay with the kernel and the AF_PACKET
-// ring. The senders' checksum offload is off: XDP hides CHECKSUM_PARTIAL
-// on a veth (see dataplane.BackendAFXDP).
+// ring. The senders' offloads are on: their partial checksums reach the
+// sockets unmarked (XDP drops the skb's checksum state) and uvs must
+// finish them.
 func TestPrivilegedAFXDP(t *testing.T) {
-	n := newNATLab(t, lab.NATOptions{Offloads: []string{"tx", "off"}})
+	n := newNATLab(t, lab.NATOptions{})
 	topo := n.topo
 	conf := tcpCheckedService(topo.VIP, "0.2", "0.1", topo.RSIPs...) + fmt.Sprintf(`
 virtual_server %v 53 {
@@ -111,7 +112,7 @@ virtual_server %v 53 {
 		}
 	})
 
-	t.Run("10 MB download", func(t *testing.T) {
+	t.Run("10 MB download, sender offloads on", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		cmd := topo.Client.Exec(ctx, "curl", "-sS", "--fail", "--max-time", "50", vipURL+"big")
@@ -129,6 +130,21 @@ virtual_server %v 53 {
 		}
 		if got, want := hex.EncodeToString(h.Sum(nil)), n.nginx[0].BigSHA256(); got != want {
 			t.Fatalf("sha256 %s (%d bytes), want %s", got, nbytes, want)
+		}
+	})
+
+	t.Run("upload through the VIP", func(t *testing.T) {
+		// 4 MB from the client: every frame leaves it with a partial
+		// checksum.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		out, err := topo.Client.Run(ctx, "sh", "-c",
+			fmt.Sprintf("head -c 4000000 /dev/zero | curl -sS --max-time 50 -o /dev/null -w '%%{http_code} %%{size_upload}' --data-binary @- %s", vipURL))
+		if err != nil {
+			t.Fatalf("upload: %v\n%s", err, out)
+		}
+		if f := strings.Fields(out); len(f) != 2 || f[1] != "4000000" {
+			t.Fatalf("upload: %q, want 4000000 bytes sent", out)
 		}
 	})
 
