@@ -35,8 +35,8 @@ func buildUVSD(t *testing.T) string {
 }
 
 // TestPrivilegedBenchQuick runs the whole harness briefly (one run of one
-// second per load) for the kernel and nft peers, and uvs when uvsd
-// builds, and checks that every figure it should produce is there and
+// second per load) for the kernel and nft peers, and uvs on both its
+// backends when uvsd builds, and checks that every figure it should produce is there and
 // non-zero.
 func TestPrivilegedBenchQuick(t *testing.T) {
 	lab.RequireRoot(t)
@@ -44,9 +44,9 @@ func TestPrivilegedBenchQuick(t *testing.T) {
 	peers := []string{PeerKernel, PeerNFT}
 	bin := buildUVSD(t)
 	if bin != "" {
-		peers = append(peers, PeerUVS)
+		peers = append(peers, PeerUVS, PeerUVSXDP)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
 	defer cancel()
 	var log strings.Builder
 	rep, err := Run(ctx, Config{Bin: bin, Runs: 1, Duration: time.Second, Peers: peers, Log: &log})
@@ -58,7 +58,7 @@ func TestPrivilegedBenchQuick(t *testing.T) {
 	want := []string{"ka.rps", "ka.p50", "ka.p99", "close.rps", "close.p50", "close.p99", "iperf3.gbps", "udp.rx", "udp.tx", "sink.rx", "sink.tx"}
 	for _, p := range peers {
 		keys := want
-		if p == PeerUVS {
+		if p == PeerUVS || p == PeerUVSXDP {
 			keys = append(keys[:len(keys):len(keys)], "ka.cpu", "close.cpu", "iperf3.cpu", "udp.cpu", "sink.cpu", "rss")
 		}
 		c := rep.Column(p)

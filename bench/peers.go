@@ -29,10 +29,19 @@ const (
 	// uvsrs) answer the client directly, through the director's kernel
 	// forwarding, so only the client's half of the traffic crosses uvsd.
 	PeerUVSDR = "uvs-dr"
+	// PeerUVSXDP is uvs in NAT mode on its afxdp backend (one worker):
+	// an XDP program redirects the forwarded frames to AF_XDP sockets.
+	// Attaching it turns off the veth peers' TSO, so bulk TCP reaches it
+	// as MTU-sized frames.
+	PeerUVSXDP = "uvs-xdp"
+	// PeerUVSMmsg is uvs in NAT mode transmitting by sendmmsg only
+	// (--xsk-tx=false), for comparison with the default AF_XDP transmit;
+	// not among the default peers.
+	PeerUVSMmsg = "uvs-mmsg"
 )
 
 // DefaultPeers is every peer, in the order they run.
-var DefaultPeers = []string{PeerKernel, PeerNFT, PeerHAProxy, PeerIPVS, PeerUVS, PeerUVSFNAT, PeerUVSDR}
+var DefaultPeers = []string{PeerKernel, PeerNFT, PeerHAProxy, PeerIPVS, PeerUVS, PeerUVSXDP, PeerUVSFNAT, PeerUVSDR}
 
 // errSkip marks a peer that cannot run here; its message is the reason.
 type errSkip string
@@ -84,6 +93,10 @@ func newPeer(name string, workers int) (*peer, error) {
 		return uvsPeer(name, max(workers, 1), "FNAT"), nil
 	case name == PeerUVSDR:
 		return drPeer(name, max(workers, 1)), nil
+	case name == PeerUVSXDP:
+		return uvsPeer(name, 1, "NAT", "--backend", "afxdp"), nil
+	case name == PeerUVSMmsg:
+		return uvsPeer(name, max(workers, 1), "NAT", "--xsk-tx=false"), nil
 	case name == PeerUVS || strings.HasPrefix(name, PeerUVS+"-w"):
 		if n, ok := strings.CutPrefix(name, PeerUVS+"-w"); ok {
 			w, err := strconv.Atoi(n)
@@ -97,11 +110,12 @@ func newPeer(name string, workers int) (*peer, error) {
 	return nil, fmt.Errorf("unknown peer %q (want %s)", name, strings.Join(DefaultPeers, ", "))
 }
 
-// uvsPeer is uvsd with the given workers and forwarding method (lb_kind).
-func uvsPeer(name string, workers int, kind string) *peer {
+// uvsPeer is uvsd with the given workers and forwarding method (lb_kind),
+// and extra flags.
+func uvsPeer(name string, workers int, kind string, extra ...string) *peer {
 	p := &peer{name: name, tcpTarget: vip, udpTargets: vipOnly}
 	p.setup = func(ctx context.Context, e *env) error {
-		u, err := startUVSD(ctx, e, workers, kind)
+		u, err := startUVSD(ctx, e, name, workers, kind, extra)
 		p.uvsd = u
 		return err
 	}
@@ -376,7 +390,7 @@ type uvsdProc struct {
 
 // startUVSD runs uvsd in the director namespace and waits until uvsadm
 // answers.
-func startUVSD(ctx context.Context, e *env, workers int, kind string) (*uvsdProc, error) {
+func startUVSD(ctx context.Context, e *env, name string, workers int, kind string, extra []string) (*uvsdProc, error) {
 	uvsd := filepath.Join(e.cfg.Bin, "uvsd")
 	uvsadm := filepath.Join(e.cfg.Bin, "uvsadm")
 	for _, b := range []string{uvsd, uvsadm} {
@@ -384,7 +398,7 @@ func startUVSD(ctx context.Context, e *env, workers int, kind string) (*uvsdProc
 			return nil, errSkip("skipped: " + b + " not built (make build)")
 		}
 	}
-	dir := filepath.Join(e.dir, fmt.Sprintf("uvsd-%s-w%d", kind, workers))
+	dir := filepath.Join(e.dir, fmt.Sprintf("uvsd-%s-w%d", name, workers))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -403,7 +417,8 @@ func startUVSD(ctx context.Context, e *env, workers int, kind string) (*uvsdProc
 		return nil, err
 	}
 	sock := filepath.Join(dir, "uvsd.sock")
-	args := append([]string{"-f", conf, "--control", sock, "--workers", strconv.Itoa(workers)}, e.cfg.UvsdArgs...)
+	args := append([]string{"-f", conf, "--control", sock, "--workers", strconv.Itoa(workers)}, extra...)
+	args = append(args, e.cfg.UvsdArgs...)
 	p, err := e.topo.Director.Start(uvsd, args...)
 	if err != nil {
 		return nil, err

@@ -36,7 +36,10 @@ type Options struct {
 	// Backend is the dataplane backend (dataplane.BackendAFPacket when
 	// empty, or dataplane.BackendAFXDP).
 	Backend string
-	Log     *slog.Logger
+	// XSKTx transmits through AF_XDP sockets where the interfaces allow
+	// (dataplane.Config.XSKTx).
+	XSKTx bool
+	Log   *slog.Logger
 }
 
 // Daemon is a running uvsd.
@@ -142,7 +145,7 @@ func Run(ctx context.Context, opts Options) error {
 	if d.vrrp != nil {
 		d.model.SetStandby(d.vrrp.allAddrs(), true)
 	}
-	dcfg := dataplane.Config{Workers: opts.Workers, Spin: opts.Spin, MarkSlots: markSlots, Backend: opts.Backend, Log: log}
+	dcfg := dataplane.Config{Workers: opts.Workers, Spin: opts.Spin, MarkSlots: markSlots, Backend: opts.Backend, XSKTx: opts.XSKTx, Log: log}
 	sd := cfg.Global.LVSSyncDaemon
 	if sd != nil && (d.vrrp == nil || d.vrrp.syncInst == nil) {
 		log.Warn("lvs_sync_daemon needs a vrrp_instance to follow: connection sync is off")

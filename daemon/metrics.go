@@ -102,15 +102,14 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 	for i, v := range c.PerWorkerRx {
 		fmt.Fprintf(w, "uvs_dataplane_worker_rx_frames_total{worker=\"%d\"} %d\n", i, v)
 	}
-	if d.opts.Backend == dataplane.BackendAFXDP {
-		writeXSKMetrics(w, &c.XSK)
-	}
+	writeXSKMetrics(w, &c.XSK)
 	d.writeVRRPMetrics(w, &c)
 	d.writeMarkMetrics(w, c.MarkIn, c.MarkDup, c.MarkDeferred)
 	writeCounter(w, "uvs_fullnat_reservations_total", "FULLNAT local endpoints kept taken for a TIME_WAIT period after a reused client port replaced their connection.", c.Reserved)
 }
 
-// writeXSKMetrics writes the AF_XDP sockets' counters (afxdp backend).
+// writeXSKMetrics writes the AF_XDP sockets' counters (the afxdp
+// backend's, or the transmit-only sockets'; zero without any).
 func writeXSKMetrics(w io.Writer, x *dataplane.XSKStats) {
 	writeCounter(w, "uvs_xsk_rx_frames_total", "Frames taken from the AF_XDP receive rings.", x.Rx)
 	writeCounter(w, "uvs_xsk_tx_frames_total", "Frames the kernel completed from the AF_XDP transmit rings.", x.Tx)

@@ -12,8 +12,17 @@
 //	worker.go      forward: modes rewrite, MAC rewrite, queue on the
 //	               egress port (tunnel.go: TUN mode's IPIP; local.go: a
 //	               real server that is this host)
-//	port_linux.go  sendmmsg batch straight from the ring slots, then the
-//	               slots go back to the kernel
+//	port_linux.go  transmit: by the worker's transmit-only AF_XDP socket
+//	               on the egress interface (xsk_linux.go: copied into its
+//	               UMEM, partial checksums finished) where there is one,
+//	               else, and always for GSO super-frames, a sendmmsg
+//	               batch straight from the ring slots; then the slots go
+//	               back to the kernel
+//
+// With the afxdp backend, an XDP program (xdp_linux.go) redirects the
+// frames uvs forwards to an AF_XDP socket before the kernel sees them;
+// the worker takes them from its receive ring (finishing the partial
+// checksums XDP hides, partial.go) as it takes the AF_PACKET ring's.
 //
 // Each worker owns its ports (one per interface), its connection table and
 // its counters; nothing is shared for writing between workers except the

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/uvs-project/uvs/connsync"
@@ -49,7 +50,14 @@ type Config struct {
 	Backend string
 	// XSK sizes the AF_XDP sockets (default DefaultXSK).
 	XSK XSKConfig
-	Log *slog.Logger
+	// XSKTx, with the afpacket backend, transmits through a
+	// transmit-only AF_XDP socket where one can be had: worker i on
+	// transmit queue i of each interface that has one. Frames leave by
+	// it without sendmmsg's per-message work; GSO super-frames and
+	// jumbo frames still go by sendmmsg. Receiving is unchanged: no XDP
+	// program is attached.
+	XSKTx bool
+	Log   *slog.Logger
 }
 
 // The dataplane backends. AF_PACKET works on every interface. AF_XDP adds,
@@ -168,12 +176,15 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 			}
 			w.ports = append(w.ports, p)
 			w.pfds = append(w.pfds, unix.PollFd{Fd: int32(p.fd), Events: unix.POLLIN})
-			if cfg.Backend == BackendAFXDP {
-				if p.xsk, err = openXSK(ifc.Index, 0, cfg.XSK); err != nil {
+			switch {
+			case cfg.Backend == BackendAFXDP:
+				if p.xsk, err = openXSK(ifc.Index, 0, cfg.XSK, true); err != nil {
 					e.Close()
 					return nil, fmt.Errorf("worker %d, interface %s: %w", wi, ifc.Name, err)
 				}
 				w.pfds = append(w.pfds, unix.PollFd{Fd: int32(p.xsk.fd), Events: unix.POLLIN})
+			case cfg.XSKTx:
+				p.xsk = openXSKTx(cfg, wi, ifc)
 			}
 		}
 		if cfg.MarkSlots > 0 {
@@ -202,6 +213,34 @@ func New(cfg Config, model *service.Model, ifaces []Iface) (*Engine, error) {
 		}
 	}
 	return e, nil
+}
+
+// openXSKTx opens worker wi's transmit-only AF_XDP socket on ifc's
+// transmit queue wi, or returns nil (sendmmsg then) when the interface
+// has no such queue or AF_XDP is not to be had.
+func openXSKTx(cfg Config, wi int, ifc Iface) *xsk {
+	l, err := netlink.LinkByIndex(ifc.Index)
+	if err != nil {
+		cfg.Log.Warn("af_xdp transmit off", "iface", ifc.Name, "worker", wi, "err", err)
+		return nil
+	}
+	if q := l.Attrs().NumTxQueues; wi >= q {
+		if wi == q {
+			cfg.Log.Info("af_xdp transmit: no queue for this worker and the next, sendmmsg instead", "iface", ifc.Name, "worker", wi, "tx_queues", q)
+		}
+		return nil
+	}
+	x, err := openXSK(ifc.Index, wi, cfg.XSK, false)
+	if err != nil {
+		cfg.Log.Warn("af_xdp transmit off, sendmmsg instead", "iface", ifc.Name, "worker", wi, "err", err)
+		return nil
+	}
+	mode := "copy"
+	if x.zeroCopy {
+		mode = "zero-copy"
+	}
+	cfg.Log.Debug("af_xdp transmit", "iface", ifc.Name, "worker", wi, "queue", wi, "socket", mode)
+	return x
 }
 
 // openXDP fills the match map for the current snapshot, then attaches the

@@ -254,21 +254,32 @@ func (p *port) releaseHeld() {
 // queue adds buf (vnet header + frame) to the transmit batch, flushing
 // first when the batch is full. buf must stay untouched until flush.
 //
-// With an AF_XDP socket, a frame without offload metadata (no GSO, no
-// partial checksum) is copied into its transmit ring and counted as sent;
-// one with metadata needs the kernel to finish it and goes by sendmmsg.
+// With an AF_XDP socket, a frame that is not a GSO super-frame and fits a
+// chunk leaves by its transmit ring: copied, its partial checksum (if any)
+// finished in software first, and counted as sent. A super-frame needs
+// the kernel to segment it and goes by sendmmsg, as does a jumbo frame. Switching from one path to the other
+// flushes the first, so a flow's frames keep their order.
 func (p *port) queue(buf []byte) (sent, dropped int) {
 	if p.xsk != nil {
 		vnet := header.VirtioNetHdr(buf[:vnetHdrLen])
-		if vnet.Flags() == 0 && vnet.GSOType() == header.VirtioNetHdrGSONone {
-			if p.xsk.queue(buf[vnetHdrLen:]) {
-				return 1, 0
+		if vnet.GSOType() == header.VirtioNetHdrGSONone && uint64(len(buf)-vnetHdrLen) <= p.xsk.chunk {
+			if p.txN > 0 {
+				sent, dropped = p.flushPacket()
 			}
-			return 0, 1
+			if vnet.Flags()&header.VirtioNetHdrFNeedsCsum != 0 {
+				completeChecksum(buf[vnetHdrLen:], int(vnet.CsumStart()), int(vnet.CsumOffset()))
+			}
+			if p.xsk.queue(buf[vnetHdrLen:]) {
+				return sent + 1, dropped
+			}
+			return sent, dropped + 1
+		}
+		if p.xsk.txDirty {
+			p.xsk.flush()
 		}
 	}
 	if p.txN == len(p.tx) {
-		sent, dropped = p.flush()
+		sent, dropped = p.flushPacket()
 	}
 	p.txIov[p.txN].Base = &buf[0]
 	p.txIov[p.txN].SetLen(len(buf))
@@ -276,13 +287,18 @@ func (p *port) queue(buf []byte) (sent, dropped int) {
 	return sent, dropped
 }
 
-// flush sends the transmit batch with as few sendmmsg calls as the kernel
-// allows. Frames the kernel refuses (full queue, bad frame) are dropped
-// and counted by the caller.
+// flush sends both transmit batches: the AF_XDP ring's and sendmmsg's.
 func (p *port) flush() (sent, dropped int) {
 	if p.xsk != nil {
 		p.xsk.flush()
 	}
+	return p.flushPacket()
+}
+
+// flushPacket sends the sendmmsg batch with as few calls as the kernel
+// allows. Frames the kernel refuses (full queue, bad frame) are dropped
+// and counted by the caller.
+func (p *port) flushPacket() (sent, dropped int) {
 	i := 0
 	for i < p.txN {
 		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(p.fd),

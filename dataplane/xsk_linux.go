@@ -98,7 +98,10 @@ type xsk struct {
 
 // openXSK creates an AF_XDP socket with its UMEM and binds it to queue of
 // ifindex, zero-copy when the driver offers it and in copy mode otherwise.
-func openXSK(ifindex, queue int, cfg XSKConfig) (*xsk, error) {
+// Without rx it only transmits: no receive ring, no receive chunks, and
+// no XDP program is needed (nor attached), so the interface keeps its
+// offloads and the AF_PACKET ring receives as before.
+func openXSK(ifindex, queue int, cfg XSKConfig, rx bool) (*xsk, error) {
 	if cfg.ChunkSize == 0 {
 		cfg = DefaultXSK
 	}
@@ -110,7 +113,7 @@ func openXSK(ifindex, queue int, cfg XSKConfig) (*xsk, error) {
 	for _, mode := range []uint16{unix.XDP_ZEROCOPY, unix.XDP_COPY} {
 		// A socket whose bind failed keeps its UMEM registration: each
 		// mode gets a fresh one.
-		x, err := openXSKMode(ifindex, queue, cfg, mode)
+		x, err := openXSKMode(ifindex, queue, cfg, mode, rx)
 		if err == nil {
 			return x, nil
 		}
@@ -119,7 +122,7 @@ func openXSK(ifindex, queue int, cfg XSKConfig) (*xsk, error) {
 	return nil, errors.Join(errs...)
 }
 
-func openXSKMode(ifindex, queue int, cfg XSKConfig, mode uint16) (*xsk, error) {
+func openXSKMode(ifindex, queue int, cfg XSKConfig, mode uint16, rx bool) (*xsk, error) {
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("af_xdp socket: %w", err)
@@ -131,7 +134,12 @@ func openXSKMode(ifindex, queue int, cfg XSKConfig, mode uint16) (*xsk, error) {
 			x.close()
 		}
 	}()
-	n := cfg.RxChunks + cfg.TxChunks
+	rxChunks, fillSize := cfg.RxChunks, cfg.RxChunks
+	if !rx {
+		// The UMEM's owner must have a fill ring; it stays empty.
+		rxChunks, fillSize = 0, 64
+	}
+	n := rxChunks + cfg.TxChunks
 	x.umem, err = unix.Mmap(-1, 0, n*cfg.ChunkSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("af_xdp: mmap umem: %w", err)
@@ -150,11 +158,14 @@ func openXSKMode(ifindex, queue int, cfg XSKConfig, mode uint16) (*xsk, error) {
 		name, n int
 		what    string
 	}{
-		{unix.XDP_UMEM_FILL_RING, cfg.RxChunks, "XDP_UMEM_FILL_RING"},
-		{unix.XDP_RX_RING, cfg.RxChunks, "XDP_RX_RING"},
+		{unix.XDP_UMEM_FILL_RING, fillSize, "XDP_UMEM_FILL_RING"},
+		{unix.XDP_RX_RING, rxChunks, "XDP_RX_RING"},
 		{unix.XDP_UMEM_COMPLETION_RING, cfg.TxChunks, "XDP_UMEM_COMPLETION_RING"},
 		{unix.XDP_TX_RING, cfg.TxChunks, "XDP_TX_RING"},
 	} {
+		if o.n == 0 {
+			continue
+		}
 		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, o.name, o.n); err != nil {
 			return nil, fmt.Errorf("af_xdp: setsockopt %s: %w", o.what, err)
 		}
@@ -174,11 +185,14 @@ func openXSKMode(ifindex, queue int, cfg XSKConfig, mode uint16) (*xsk, error) {
 		size  uintptr
 		what  string
 	}{
-		{&x.fill, off.Fr, unix.XDP_UMEM_PGOFF_FILL_RING, cfg.RxChunks, 8, "fill"},
-		{&x.rx, off.Rx, unix.XDP_PGOFF_RX_RING, cfg.RxChunks, descSize, "rx"},
+		{&x.fill, off.Fr, unix.XDP_UMEM_PGOFF_FILL_RING, fillSize, 8, "fill"},
+		{&x.rx, off.Rx, unix.XDP_PGOFF_RX_RING, rxChunks, descSize, "rx"},
 		{&x.comp, off.Cr, unix.XDP_UMEM_PGOFF_COMPLETION_RING, cfg.TxChunks, 8, "completion"},
 		{&x.tx, off.Tx, unix.XDP_PGOFF_TX_RING, cfg.TxChunks, descSize, "tx"},
 	} {
+		if r.n == 0 {
+			continue
+		}
 		if *r.dst, err = mapXDPRing(fd, r.off, r.pgoff, r.n, r.size); err != nil {
 			return nil, fmt.Errorf("af_xdp: %s ring: %w", r.what, err)
 		}
@@ -188,16 +202,16 @@ func openXSKMode(ifindex, queue int, cfg XSKConfig, mode uint16) (*xsk, error) {
 	_ = unix.SetsockoptInt(fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, cfg.TxChunks)
 
 	// Every receive chunk starts in the fill ring.
-	for i := 0; i < cfg.RxChunks; i++ {
+	for i := 0; i < rxChunks; i++ {
 		*x.fill.addr(x.fillProd) = uint64(i) * x.chunk
 		x.fillProd++
 	}
 	atomic.StoreUint32(x.fill.prod, x.fillProd)
 	x.txFree = make([]uint64, 0, cfg.TxChunks)
-	for i := cfg.RxChunks; i < n; i++ {
+	for i := rxChunks; i < n; i++ {
 		x.txFree = append(x.txFree, uint64(i)*x.chunk)
 	}
-	x.held = make([]uint64, 0, cfg.RxChunks)
+	x.held = make([]uint64, 0, rxChunks)
 	if err := unix.Bind(fd, &unix.SockaddrXDP{Flags: mode, Ifindex: uint32(ifindex), QueueID: uint32(queue)}); err != nil {
 		return nil, fmt.Errorf("af_xdp: bind ifindex %d queue %d (flags %#x): %w", ifindex, queue, mode, err)
 	}
@@ -211,6 +225,9 @@ func openXSKMode(ifindex, queue int, cfg XSKConfig, mode uint16) (*xsk, error) {
 // receive ring is empty. The chunk stays the
 // worker's until releaseHeld.
 func (x *xsk) next() (f rxFrame, ok bool) {
+	if x.rx == nil {
+		return f, false
+	}
 	if x.rxCons == x.rxSeen {
 		x.rxSeen = atomic.LoadUint32(x.rx.prod)
 		if x.rxCons == x.rxSeen {
@@ -253,9 +270,9 @@ func (x *xsk) releaseHeld() {
 	x.held = x.held[:0]
 }
 
-// queue copies frame (an Ethernet frame, checksums complete) into a
-// transmit chunk and adds it to the transmit ring; false means no chunk
-// was free or the frame does not fit one.
+// queue copies frame (an Ethernet frame, checksums complete, no larger
+// than a chunk) into a transmit chunk and adds it to the transmit ring;
+// false means no chunk was free.
 func (x *xsk) queue(frame []byte) bool {
 	if len(x.txFree) == 0 {
 		x.reap()
@@ -265,9 +282,6 @@ func (x *xsk) queue(frame []byte) bool {
 				return false
 			}
 		}
-	}
-	if uint64(len(frame)) > x.chunk {
-		return false
 	}
 	a := x.txFree[len(x.txFree)-1]
 	x.txFree = x.txFree[:len(x.txFree)-1]

@@ -120,8 +120,9 @@ func TestPrivilegedNAT(t *testing.T) {
 	n := newNATLab(t, lab.NATOptions{})
 	topo := n.topo
 	// One worker: IPVS's rr is one sequence per service, and so is uvs's per worker.
-	d := startUVSD(t, n.l, topo.Director, n.conf(""), "--workers", "1")
+	d := startUVSD(t, n.l, topo.Director, n.conf(""), "--workers", "1", "--metrics", "127.0.0.1:9180")
 	vipURL := fmt.Sprintf("http://%v/", topo.VIP)
+	xskTx0 := metric(t, topo.Director, "uvs_xsk_tx_frames_total")
 
 	t.Run("ping", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -182,6 +183,23 @@ func TestPrivilegedNAT(t *testing.T) {
 			rs := statsLine(t, out, fmt.Sprintf("-> %v:80", rip))
 			if rs[0] < 100 {
 				t.Errorf("rs%d Conns %d, want >= 100", i+1, rs[0])
+			}
+		}
+	})
+
+	t.Run("frames left by the AF_XDP transmit ring", func(t *testing.T) {
+		// The default -xsk-tx: a transmit-only socket on each veth's
+		// one queue takes every frame that is not a super-frame; no
+		// program is attached, so nothing is received through it.
+		if tx := metric(t, topo.Director, "uvs_xsk_tx_frames_total") - xskTx0; tx < 1000 {
+			t.Errorf("AF_XDP sockets sent %d frames for 200 connections, want at least 1000", tx)
+		}
+		if rx := metric(t, topo.Director, "uvs_xsk_rx_frames_total"); rx != 0 {
+			t.Errorf("AF_XDP sockets received %d frames, want none without -backend afxdp", rx)
+		}
+		for _, dev := range []string{lab.NATDirClientDev, lab.NATDirServerDev} {
+			if xdpAttached(t, topo.Director, dev) {
+				t.Errorf("an XDP program on %s without -backend afxdp", dev)
 			}
 		}
 	})

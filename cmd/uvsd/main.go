@@ -26,6 +26,7 @@ func main() {
 		check   = flag.Bool("check", false, "validate the configuration and exit (like keepalived -t)")
 		workers = flag.Int("workers", 0, "dataplane workers (default: one per CPU; one with -backend afxdp)")
 		backend = flag.String("backend", dataplane.BackendAFPacket, "dataplane `backend`: afpacket, or afxdp (an XDP program and AF_XDP sockets beside AF_PACKET; one worker)")
+		xskTx   = flag.Bool("xsk-tx", true, "with -backend afpacket, transmit through a transmit-only AF_XDP socket per worker and interface where the interface has a queue for it (sendmmsg otherwise)")
 		logJSON = flag.Bool("log-json", false, "log in JSON")
 		debug   = flag.Bool("debug", false, "log debug messages")
 		metrics = flag.String("metrics", "", "serve Prometheus metrics on `addr` (host:port); off by default")
@@ -74,7 +75,7 @@ func main() {
 			n = 1
 		}
 	}
-	if err := daemon.Run(context.Background(), daemon.Options{ConfigFile: *file, ControlPath: *ctl, Workers: n, MetricsAddr: *metrics, Spin: *spin, ExpireNodestConn: *nodest, FWMarkQueue: uint16(*fwq), Backend: *backend, Log: log}); err != nil {
+	if err := daemon.Run(context.Background(), daemon.Options{ConfigFile: *file, ControlPath: *ctl, Workers: n, MetricsAddr: *metrics, Spin: *spin, ExpireNodestConn: *nodest, FWMarkQueue: uint16(*fwq), Backend: *backend, XSKTx: *xskTx, Log: log}); err != nil {
 		fmt.Fprintln(os.Stderr, "uvsd:", err)
 		os.Exit(1)
 	}
