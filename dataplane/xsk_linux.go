@@ -98,9 +98,9 @@ type xsk struct {
 
 // openXSK creates an AF_XDP socket with its UMEM and binds it to queue of
 // ifindex, zero-copy when the driver offers it and in copy mode otherwise.
-// Without rx it only transmits: no receive ring, no receive chunks, and
-// no XDP program is needed (nor attached), so the interface keeps its
-// offloads and the AF_PACKET ring receives as before.
+// Without rx it only transmits, in copy mode: no receive ring, no receive
+// chunks, and no XDP program is needed (nor attached), so the interface
+// keeps its offloads and the AF_PACKET ring receives as before.
 func openXSK(ifindex, queue int, cfg XSKConfig, rx bool) (*xsk, error) {
 	if cfg.ChunkSize == 0 {
 		cfg = DefaultXSK
@@ -109,8 +109,15 @@ func openXSK(ifindex, queue int, cfg XSKConfig, rx bool) (*xsk, error) {
 	if !pow2(cfg.ChunkSize) || !pow2(cfg.RxChunks) || !pow2(cfg.TxChunks) {
 		return nil, fmt.Errorf("af_xdp: chunk size and counts must be powers of two: %+v", cfg)
 	}
+	// Zero-copy hands the queue's receive buffers to the UMEM: a
+	// transmit-only socket, whose fill ring stays empty, would starve
+	// the queue's receiving, so it takes copy mode only.
+	modes := []uint16{unix.XDP_ZEROCOPY, unix.XDP_COPY}
+	if !rx {
+		modes = modes[1:]
+	}
 	var errs []error
-	for _, mode := range []uint16{unix.XDP_ZEROCOPY, unix.XDP_COPY} {
+	for _, mode := range modes {
 		// A socket whose bind failed keeps its UMEM registration: each
 		// mode gets a fresh one.
 		x, err := openXSKMode(ifindex, queue, cfg, mode, rx)
