@@ -208,22 +208,27 @@ func openXSKMode(ifindex, queue int, cfg XSKConfig, mode uint16, rx bool) (*xsk,
 	// 32 frames; older kernels lack the option, which costs only kicks.
 	_ = unix.SetsockoptInt(fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, cfg.TxChunks)
 
-	// Every receive chunk starts in the fill ring.
-	for i := 0; i < rxChunks; i++ {
-		*x.fill.addr(x.fillProd) = uint64(i) * x.chunk
-		x.fillProd++
-	}
-	atomic.StoreUint32(x.fill.prod, x.fillProd)
-	x.txFree = make([]uint64, 0, cfg.TxChunks)
-	for i := rxChunks; i < n; i++ {
-		x.txFree = append(x.txFree, uint64(i)*x.chunk)
-	}
-	x.held = make([]uint64, 0, rxChunks)
+	x.prime(rxChunks, cfg.TxChunks)
 	if err := unix.Bind(fd, &unix.SockaddrXDP{Flags: mode, Ifindex: uint32(ifindex), QueueID: uint32(queue)}); err != nil {
 		return nil, fmt.Errorf("af_xdp: bind ifindex %d queue %d (flags %#x): %w", ifindex, queue, mode, err)
 	}
 	ok = true
 	return x, nil
+}
+
+// prime gives the first rxChunks chunks to the fill ring and keeps the
+// txChunks after them for transmitting.
+func (x *xsk) prime(rxChunks, txChunks int) {
+	for i := 0; i < rxChunks; i++ {
+		*x.fill.addr(x.fillProd) = uint64(i) * x.chunk
+		x.fillProd++
+	}
+	atomic.StoreUint32(x.fill.prod, x.fillProd)
+	x.txFree = make([]uint64, 0, txChunks)
+	for i := rxChunks; i < rxChunks+txChunks; i++ {
+		x.txFree = append(x.txFree, uint64(i)*x.chunk)
+	}
+	x.held = make([]uint64, 0, rxChunks)
 }
 
 // next hands out the next received frame with a zeroed virtio_net_hdr in
