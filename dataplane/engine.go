@@ -284,32 +284,6 @@ func (e *Engine) syncXDP(s *service.Snapshot) error {
 	return e.xdpMatch.apply(xdpWant(s, host))
 }
 
-// watchXDP keeps the match map equal to the model and the host's
-// addresses: at once for a new snapshot, every second for the addresses.
-func (e *Engine) watchXDP(ctx context.Context) {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	last := e.model.Snapshot()
-	lastHost := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s := e.model.Snapshot()
-		if s == last && time.Since(lastHost) < time.Second {
-			continue
-		}
-		// A failed write is tried again at the next tick.
-		if err := e.syncXDP(s); err != nil {
-			e.cfg.Log.Error("xdp match map", "err", err)
-			continue
-		}
-		last, lastHost = s, time.Now()
-	}
-}
-
 // steer (re)installs the steering program for st on every interface's
 // fanout group.
 func (e *Engine) steer(st steering) error {
@@ -326,47 +300,51 @@ func (e *Engine) steer(st steering) error {
 	return nil
 }
 
-// watchVIPs re-steers when the set of VIPs changes.
-func (e *Engine) watchVIPs(ctx context.Context) {
+// watch keeps what is derived from the model outside the workers in step
+// with it: the fanout steering program (more than one worker), and the XDP
+// match map (afxdp), which also follows the host's addresses, read every
+// second. A failed attach or write is tried again at the next tick.
+func (e *Engine) watch(ctx context.Context) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
-	var last *service.Snapshot
+	var steered, synced *service.Snapshot
+	var hostRead time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		// Only a new snapshot can change the steering; a failed
-		// attach is tried again at the next tick.
 		s := e.model.Snapshot()
-		if s == last {
-			continue
-		}
-		if st := steeringOf(s); !st.equal(&e.steered) {
-			if err := e.steer(st); err != nil {
-				e.cfg.Log.Error("steering", "err", err)
-				continue
+		// Only a new snapshot can change the steering.
+		if len(e.workers) > 1 && s != steered {
+			if st := steeringOf(s); !st.equal(&e.steered) {
+				if err := e.steer(st); err != nil {
+					e.cfg.Log.Error("steering", "err", err)
+				} else {
+					steered = s
+				}
+			} else {
+				steered = s
 			}
 		}
-		last = s
+		if e.xdpMatch != nil && (s != synced || time.Since(hostRead) >= time.Second) {
+			if err := e.syncXDP(s); err != nil {
+				e.cfg.Log.Error("xdp match map", "err", err)
+			} else {
+				synced, hostRead = s, time.Now()
+			}
+		}
 	}
 }
 
 // Run runs the workers until ctx is done.
 func (e *Engine) Run(ctx context.Context) {
-	if len(e.workers) > 1 {
+	if len(e.workers) > 1 || e.xdpMatch != nil {
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			e.watchVIPs(ctx)
-		}()
-	}
-	if e.xdpMatch != nil {
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			e.watchXDP(ctx)
+			e.watch(ctx)
 		}()
 	}
 	for _, w := range e.workers {

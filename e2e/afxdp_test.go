@@ -2,11 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,7 +35,6 @@ virtual_server %v 53 {
 }
 `, topo.VIP, topo.RSIPs[0], topo.RSIPs[1])
 	d := startUVSD(t, n.l, topo.Director, conf, "--backend", "afxdp", "--metrics", "127.0.0.1:9180")
-	vipURL := fmt.Sprintf("http://%v/", topo.VIP)
 
 	for _, dev := range []string{lab.NATDirClientDev, lab.NATDirServerDev} {
 		if !xdpAttached(t, topo.Director, dev) {
@@ -47,26 +42,12 @@ virtual_server %v 53 {
 		}
 	}
 
-	t.Run("ping", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if out, err := topo.Client.Run(ctx, "ping", "-c", "2", "-i", "0.2", "-W", "2", topo.VIP.String()); err != nil {
-			t.Fatalf("ping VIP: %v\n%s", err, out)
-		}
-	})
+	t.Run("ping", n.ping)
 
 	rx0 := metric(t, topo.Director, "uvs_xsk_rx_frames_total")
 	sent0 := ifStat(t, topo.Client, "c0", "tx_packets")
 	recv0 := ifStat(t, topo.Client, "c0", "rx_packets")
-	t.Run("rr splits 200 new connections 100/100", func(t *testing.T) {
-		got := map[string]int{}
-		for _, w := range curlClose(t, topo.Client, vipURL, 200) {
-			got[w]++
-		}
-		if got["rs1"] != 100 || got["rs2"] != 100 || len(got) != 2 {
-			t.Fatalf("split %v, want rs1:100 rs2:100", got)
-		}
-	})
+	t.Run("rr splits 200 new connections 100/100", n.rrSplit)
 
 	t.Run("the frames came through the AF_XDP sockets", func(t *testing.T) {
 		// Both legs of every connection came by the sockets: the
@@ -112,60 +93,10 @@ virtual_server %v 53 {
 		}
 	})
 
-	t.Run("10 MB download, sender offloads on", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		cmd := topo.Client.Exec(ctx, "curl", "-sS", "--fail", "--max-time", "50", vipURL+"big")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		h := sha256.New()
-		nbytes, _ := io.Copy(h, stdout)
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("curl /big: %v (%d bytes)", err, nbytes)
-		}
-		if got, want := hex.EncodeToString(h.Sum(nil)), n.nginx[0].BigSHA256(); got != want {
-			t.Fatalf("sha256 %s (%d bytes), want %s", got, nbytes, want)
-		}
-	})
-
-	t.Run("upload through the VIP", func(t *testing.T) {
-		// 4 MB from the client: every frame leaves it with a partial
-		// checksum.
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		out, err := topo.Client.Run(ctx, "sh", "-c",
-			fmt.Sprintf("head -c 4000000 /dev/zero | curl -sS --max-time 50 -o /dev/null -w '%%{http_code} %%{size_upload}' --data-binary @- %s", vipURL))
-		if err != nil {
-			t.Fatalf("upload: %v\n%s", err, out)
-		}
-		if f := strings.Fields(out); len(f) != 2 || f[1] != "4000000" {
-			t.Fatalf("upload: %q, want 4000000 bytes sent", out)
-		}
-	})
-
-	t.Run("UDP through the VIP", func(t *testing.T) {
-		seen := map[string]bool{}
-		for i := 0; i < 4; i++ {
-			msg := fmt.Sprintf("ping-%d", i)
-			reply, err := topo.Client.UDPAsk(netip.AddrPortFrom(topo.VIP, 53), msg)
-			if err != nil {
-				t.Fatalf("datagram %d: %v", i, err)
-			}
-			name, payload, _ := strings.Cut(reply, ":")
-			if payload != msg {
-				t.Fatalf("reply %q, want payload %q", reply, msg)
-			}
-			seen[name] = true
-		}
-		if len(seen) != 2 {
-			t.Fatalf("UDP replies came from %v, want both real servers (rr)", seen)
-		}
-	})
+	t.Run("10 MB download, sender offloads on", n.download)
+	// 4 MB from the client: every frame leaves it with a partial checksum.
+	t.Run("upload through the VIP", n.upload)
+	t.Run("UDP through the VIP", n.udpRR)
 
 	t.Run("a killed uvsd leaves no program behind", func(t *testing.T) {
 		// The programs hang on bpf_links, which die with the process.

@@ -46,6 +46,86 @@ func newNATLab(t *testing.T, opts lab.NATOptions) *natLab {
 
 func (n *natLab) conf(extra string) string { return n.topo.KeepalivedConf("\n" + extra) }
 
+func (n *natLab) vipURL() string { return fmt.Sprintf("http://%v/", n.topo.VIP) }
+
+// ping pings the VIP from the client (uvs answers).
+func (n *natLab) ping(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := n.topo.Client.Run(ctx, "ping", "-c", "2", "-i", "0.2", "-W", "2", n.topo.VIP.String()); err != nil {
+		t.Fatalf("ping VIP: %v\n%s", err, out)
+	}
+}
+
+// rrSplit opens 200 connections to the VIP: rr must split them 100/100.
+func (n *natLab) rrSplit(t *testing.T) {
+	got := map[string]int{}
+	for _, w := range curlClose(t, n.topo.Client, n.vipURL(), 200) {
+		got[w]++
+	}
+	if got["rs1"] != 100 || got["rs2"] != 100 || len(got) != 2 {
+		t.Fatalf("split %v, want rs1:100 rs2:100", got)
+	}
+}
+
+// download fetches nginx's 10 MB /big through the VIP and checks its hash.
+func (n *natLab) download(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := n.topo.Client.Exec(ctx, "curl", "-sS", "--fail", "--max-time", "50", n.vipURL()+"big")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	nbytes, _ := io.Copy(h, stdout)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("curl /big: %v (%d bytes)", err, nbytes)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if want := n.nginx[0].BigSHA256(); got != want {
+		t.Fatalf("sha256 %s (%d bytes), want %s", got, nbytes, want)
+	}
+}
+
+// upload POSTs 4 MB through the VIP.
+func (n *natLab) upload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := n.topo.Client.Run(ctx, "sh", "-c",
+		fmt.Sprintf("head -c 4000000 /dev/zero | curl -sS --max-time 50 -o /dev/null -w '%%{http_code} %%{size_upload}' --data-binary @- %s", n.vipURL()))
+	if err != nil {
+		t.Fatalf("upload: %v\n%s", err, out)
+	}
+	if f := strings.Fields(out); len(f) != 2 || f[1] != "4000000" {
+		t.Fatalf("upload: %q, want 4000000 bytes sent", out)
+	}
+}
+
+// udpRR asks the VIP's UDP echo four times: the replies must carry their
+// payload and come from both real servers.
+func (n *natLab) udpRR(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 4; i++ {
+		msg := fmt.Sprintf("ping-%d", i)
+		reply, err := n.topo.Client.UDPAsk(netip.AddrPortFrom(n.topo.VIP, 53), msg)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		name, payload, _ := strings.Cut(reply, ":")
+		if payload != msg {
+			t.Fatalf("reply %q, want payload %q", reply, msg)
+		}
+		seen[name] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("UDP replies came from %v, want both real servers (rr)", seen)
+	}
+}
+
 // curlClose runs one curl with count URLs, each request on a new
 // connection, and returns the response bodies' words.
 func curlClose(t *testing.T, ns *lab.NS, url string, count int) []string {
@@ -121,16 +201,9 @@ func TestPrivilegedNAT(t *testing.T) {
 	topo := n.topo
 	// One worker: IPVS's rr is one sequence per service, and so is uvs's per worker.
 	d := startUVSD(t, n.l, topo.Director, n.conf(""), "--workers", "1", "--metrics", "127.0.0.1:9180")
-	vipURL := fmt.Sprintf("http://%v/", topo.VIP)
 	xskTx0 := metric(t, topo.Director, "uvs_xsk_tx_frames_total")
 
-	t.Run("ping", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if out, err := topo.Client.Run(ctx, "ping", "-c", "2", "-i", "0.2", "-W", "2", topo.VIP.String()); err != nil {
-			t.Fatalf("ping VIP: %v\n%s", err, out)
-		}
-	})
+	t.Run("ping", n.ping)
 
 	var before [5]uint64
 	clientTx := ifStat(t, topo.Client, "c0", "tx_packets")
@@ -139,15 +212,7 @@ func TestPrivilegedNAT(t *testing.T) {
 	clientRxB := ifStat(t, topo.Client, "c0", "rx_bytes")
 	before = statsLine(t, d.mustAdm("-L", "-n", "--stats", "--exact"), fmt.Sprintf("TCP %v:80", topo.VIP))
 
-	t.Run("rr splits 200 new connections 100/100", func(t *testing.T) {
-		got := map[string]int{}
-		for _, w := range curlClose(t, topo.Client, vipURL, 200) {
-			got[w]++
-		}
-		if got["rs1"] != 100 || got["rs2"] != 100 || len(got) != 2 {
-			t.Fatalf("split %v, want rs1:100 rs2:100", got)
-		}
-	})
+	t.Run("rr splits 200 new connections 100/100", n.rrSplit)
 
 	t.Run("stats count the traffic", func(t *testing.T) {
 		out := d.mustAdm("-L", "-n", "--stats", "--exact")
@@ -221,62 +286,11 @@ func TestPrivilegedNAT(t *testing.T) {
 		}
 	})
 
-	t.Run("10 MB download, sender offloads on", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		cmd := topo.Client.Exec(ctx, "curl", "-sS", "--fail", "--max-time", "50", vipURL+"big")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		h := sha256.New()
-		nbytes, _ := io.Copy(h, stdout)
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("curl /big: %v (%d bytes)", err, nbytes)
-		}
-		got := hex.EncodeToString(h.Sum(nil))
-		if want := n.nginx[0].BigSHA256(); got != want {
-			t.Fatalf("sha256 %s (%d bytes), want %s", got, nbytes, want)
-		}
-	})
-
-	t.Run("upload through the VIP, client TSO on", func(t *testing.T) {
-		// A POST of 4 MB: the client's TCP sends super-frames that uvsd
-		// must forward whole with their GSO metadata.
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		out, err := topo.Client.Run(ctx, "sh", "-c",
-			fmt.Sprintf("head -c 4000000 /dev/zero | curl -sS --max-time 50 -o /dev/null -w '%%{http_code} %%{size_upload}' --data-binary @- %s", vipURL))
-		if err != nil {
-			t.Fatalf("upload: %v\n%s", err, out)
-		}
-		f := strings.Fields(out)
-		if len(f) != 2 || f[1] != "4000000" {
-			t.Fatalf("upload: %q, want 4000000 bytes sent", out)
-		}
-	})
-
-	t.Run("UDP through the VIP", func(t *testing.T) {
-		seen := map[string]bool{}
-		for i := 0; i < 4; i++ {
-			msg := fmt.Sprintf("ping-%d", i)
-			reply, err := topo.Client.UDPAsk(netip.AddrPortFrom(topo.VIP, 53), msg)
-			if err != nil {
-				t.Fatalf("datagram %d: %v", i, err)
-			}
-			name, payload, _ := strings.Cut(reply, ":")
-			if payload != msg {
-				t.Fatalf("reply %q, want payload %q", reply, msg)
-			}
-			seen[name] = true
-		}
-		if len(seen) != 2 {
-			t.Fatalf("UDP replies came from %v, want both real servers (rr)", seen)
-		}
-	})
+	t.Run("10 MB download, sender offloads on", n.download)
+	// A POST of 4 MB: the client's TCP sends super-frames that uvsd must
+	// forward whole with their GSO metadata.
+	t.Run("upload through the VIP, client TSO on", n.upload)
+	t.Run("UDP through the VIP", n.udpRR)
 
 	t.Run("listing", func(t *testing.T) {
 		out := d.mustAdm("-L", "-n")
