@@ -261,7 +261,7 @@ func (e *Engine) openXDP() error {
 				name = ifc.Name
 			}
 		}
-		f, err := attachXDP(p.ifindex, name, e.xdpMatch, map[int]int{0: p.xsk.fd})
+		f, err := attachXDP(p.ifindex, name, e.xdpMatch, map[int]int{0: p.xsk.fd}, p.xsk.maxFrame())
 		if err != nil {
 			return err
 		}

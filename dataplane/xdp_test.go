@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/uvs-project/uvs/lab"
 	"github.com/uvs-project/uvs/service"
@@ -89,7 +90,9 @@ func TestPrivilegedXDPVerdicts(t *testing.T) {
 	if err := dev.Put(uint32(0), uint32(1)); err != nil {
 		t.Fatal(err)
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL", Instructions: xdpProgram(match.m, dev)})
+	const maxLen = 3798
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL", Flags: unix.BPF_F_XDP_HAS_FRAGS,
+		Instructions: xdpProgram(match.m, dev, maxLen)})
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -126,6 +129,8 @@ func TestPrivilegedXDPVerdicts(t *testing.T) {
 		{"VIP with IP options", withOptions(tcpFrame(t, cip, vip, d0MAC, true, false, 0)), redirect},
 		{"NAT reply with IP options", withOptions(tcpFrame(t, rs1, cip, d1MAC, true, true, 0)), pass},
 		{"short frame", tcpFrame(t, cip, vip, d0MAC, true, false, 0)[:vnetHdrLen+30], pass},
+		{"client to the VIP, too long for a chunk", tcpFrame(t, cip, vip, d0MAC, false, true, maxLen-54+1), pass},
+		{"client to the VIP, as long as a chunk holds", tcpFrame(t, cip, vip, d0MAC, false, true, maxLen-54), redirect},
 	}
 	arp := tcpFrame(t, cip, vip, bcast, false, false, 0)
 	arp[vnetHdrLen+12], arp[vnetHdrLen+13] = 0x08, 0x06

@@ -216,6 +216,9 @@ func openXSKMode(ifindex, queue int, cfg XSKConfig, mode uint16, rx bool) (*xsk,
 	return x, nil
 }
 
+// maxFrame is the longest frame a receive chunk holds.
+func (x *xsk) maxFrame() int { return int(x.chunk) - unix.XDP_PACKET_HEADROOM - xskHeadroom }
+
 // prime gives the first rxChunks chunks to the fill ring and keeps the
 // txChunks after them for transmitting.
 func (x *xsk) prime(rxChunks, txChunks int) {
