@@ -103,6 +103,10 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 		fmt.Fprintf(w, "uvs_dataplane_worker_rx_frames_total{worker=\"%d\"} %d\n", i, v)
 	}
 	writeXSKMetrics(w, &c.XSK)
+	writeHeader(w, "uvs_xsk_worker_tx_frames_total", "Frames the kernel completed from the AF_XDP transmit rings, by worker.", "counter")
+	for i, v := range c.PerWorkerXSKTx {
+		fmt.Fprintf(w, "uvs_xsk_worker_tx_frames_total{worker=\"%d\"} %d\n", i, v)
+	}
 	d.writeVRRPMetrics(w, &c)
 	d.writeMarkMetrics(w, c.MarkIn, c.MarkDup, c.MarkDeferred)
 	writeCounter(w, "uvs_fullnat_reservations_total", "FULLNAT local endpoints kept taken for a TIME_WAIT period after a reused client port replaced their connection.", c.Reserved)

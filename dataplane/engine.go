@@ -429,12 +429,16 @@ func (e *Engine) Counters() Counters {
 		c.MarkDup += s.markDup.load()
 		c.MarkDeferred += s.markDeferred.load()
 		c.Reserved += s.reserved.load()
+		var xskTx uint64
 		for _, p := range w.ports {
 			c.RingOverruns += p.ringOverruns()
 			if p.xsk != nil {
-				c.XSK.add(p.xsk.stats())
+				st := p.xsk.stats()
+				c.XSK.add(st)
+				xskTx += st.Tx
 			}
 		}
+		c.PerWorkerXSKTx = append(c.PerWorkerXSKTx, xskTx)
 		c.PerWorkerRx = append(c.PerWorkerRx, s.rxFrames.load())
 		for r := range numDropReasons {
 			if v := s.drops[r].load(); v != 0 {

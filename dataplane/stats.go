@@ -136,8 +136,10 @@ type Counters struct {
 	Reserved                                                         uint64
 	Drops                                                            map[string]uint64
 	PerWorkerRx                                                      []uint64
-	// XSK sums the AF_XDP sockets' counters (afxdp backend).
-	XSK XSKStats
+	// XSK sums the AF_XDP sockets' counters; PerWorkerXSKTx is each
+	// worker's completed AF_XDP transmits.
+	XSK            XSKStats
+	PerWorkerXSKTx []uint64
 }
 
 // XSKStats are AF_XDP sockets' counters: the frames uvs took from their

@@ -132,29 +132,43 @@ func waitMetric(t *testing.T, ns *lab.NS, name string, within time.Duration, wan
 // TestPrivilegedMultiWorkerSteering: with two workers, the fanout program
 // brings both legs of every connection to the worker that owns it.
 func TestPrivilegedMultiWorkerSteering(t *testing.T) {
-	n := newNATLab(t, lab.NATOptions{})
-	startUVSD(t, n.l, n.topo.Director, n.conf(""), "--workers", "2", "--metrics", "127.0.0.1:9180")
-	got := map[string]int{}
-	for _, w := range curlClose(t, n.topo.Client, fmt.Sprintf("http://%v/", n.topo.VIP), 400) {
-		got[w]++
-	}
-	// rr is shared by the workers: IPVS's exact alternation, whichever
-	// worker each connection landed on.
-	if got["rs1"] != 200 || got["rs2"] != 200 {
-		t.Fatalf("answers %v, want 200/200", got)
-	}
-	if v := metric(t, n.topo.Director, "uvs_dataplane_misdirected_total"); v != 0 {
-		t.Fatalf("%d packets reached a worker that does not own their connection", v)
-	}
-	if v := metric(t, n.topo.Director, "uvs_dataplane_ring_overruns_total"); v != 0 {
-		t.Errorf("%d frames lost to full rings at 400 connections", v)
-	}
-	// metric fails if a worker has no line: a check that sees no line
-	// checks nothing.
-	for _, w := range []string{"0", "1"} {
-		if v := metric(t, n.topo.Director, `uvs_dataplane_worker_rx_frames_total{worker="`+w+`"}`); v < 100 {
-			t.Errorf("worker %s received %d frames: steering does not spread 400 connections", w, v)
-		}
+	// One queue per veth: worker 0 transmits by AF_XDP, worker 1 by
+	// sendmmsg. Two, as on a multi-queue NIC: each worker by its own
+	// queue's AF_XDP socket.
+	for _, queues := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d queues", queues), func(t *testing.T) {
+			n := newNATLab(t, lab.NATOptions{Queues: queues})
+			startUVSD(t, n.l, n.topo.Director, n.conf(""), "--workers", "2", "--metrics", "127.0.0.1:9180")
+			got := map[string]int{}
+			for _, w := range curlClose(t, n.topo.Client, n.vipURL(), 400) {
+				got[w]++
+			}
+			// rr is shared by the workers: IPVS's exact alternation,
+			// whichever worker each connection landed on.
+			if got["rs1"] != 200 || got["rs2"] != 200 {
+				t.Fatalf("answers %v, want 200/200", got)
+			}
+			if v := metric(t, n.topo.Director, "uvs_dataplane_misdirected_total"); v != 0 {
+				t.Fatalf("%d packets reached a worker that does not own their connection", v)
+			}
+			if v := metric(t, n.topo.Director, "uvs_dataplane_ring_overruns_total"); v != 0 {
+				t.Errorf("%d frames lost to full rings at 400 connections", v)
+			}
+			// metric fails if a worker has no line: a check that sees
+			// no line checks nothing.
+			for _, w := range []string{"0", "1"} {
+				if v := metric(t, n.topo.Director, `uvs_dataplane_worker_rx_frames_total{worker="`+w+`"}`); v < 100 {
+					t.Errorf("worker %s received %d frames: steering does not spread 400 connections", w, v)
+				}
+				tx := metric(t, n.topo.Director, `uvs_xsk_worker_tx_frames_total{worker="`+w+`"}`)
+				switch hasQueue := w == "0" || queues > 1; {
+				case hasQueue && tx < 100:
+					t.Errorf("worker %s sent %d frames by AF_XDP with %d queues, want at least 100", w, tx, queues)
+				case !hasQueue && tx != 0:
+					t.Errorf("worker %s sent %d frames by AF_XDP with %d queues and none for it", w, tx, queues)
+				}
+			}
+		})
 	}
 }
 

@@ -153,7 +153,20 @@ func (l *Lab) NS(name string) (*NS, error) {
 // directly inside the namespaces, both ends up. Device names are per
 // namespace, so short names (c0, d0) never collide between labs.
 func (l *Lab) Veth(a *NS, aDev string, b *NS, bDev string) error {
-	if err := ipCmd("-n", a.name, "link", "add", aDev, "type", "veth", "peer", "name", bDev, "netns", b.name); err != nil {
+	return l.VethQueues(a, aDev, b, bDev, 0)
+}
+
+// VethQueues is Veth with queues transmit and receive queues on both ends
+// (0: the kernel's default, one).
+func (l *Lab) VethQueues(a *NS, aDev string, b *NS, bDev string, queues int) error {
+	var q []string
+	if queues > 0 {
+		q = []string{"numtxqueues", strconv.Itoa(queues), "numrxqueues", strconv.Itoa(queues)}
+	}
+	args := append([]string{"-n", a.name, "link", "add", aDev}, q...)
+	args = append(args, "type", "veth", "peer", "name", bDev)
+	args = append(args, q...)
+	if err := ipCmd(append(args, "netns", b.name)...); err != nil {
 		return err
 	}
 	if err := a.Up(aDev); err != nil {

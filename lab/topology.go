@@ -37,6 +37,10 @@ type NATOptions struct {
 	// end of the lab, e.g. {"tso", "off", "gso", "off", "gro", "off"}.
 	// Nil keeps the kernel's defaults (no ethtool run at all).
 	Offloads []string
+	// Queues, when above 1, gives the director's two veths (and their
+	// peers) that many transmit and receive queues, as a multi-queue
+	// NIC has: uvsd's workers each take one for AF_XDP transmit.
+	Queues int
 }
 
 // NAT is the two-armed LVS-NAT lab:
@@ -107,10 +111,10 @@ func (t *NAT) build(l *Lab, opts NATOptions) error {
 	}
 	cidr := func(a netip.Addr, p netip.Prefix) string { return netip.PrefixFrom(a, p.Bits()).String() }
 	steps := []func() error{
-		func() error { return l.Veth(t.Client, NATClientDev, t.Director, NATDirClientDev) },
+		func() error { return l.VethQueues(t.Client, NATClientDev, t.Director, NATDirClientDev, opts.Queues) },
 		func() error { return t.Client.Addr(NATClientDev, cidr(t.ClientIP, natClientNet)) },
 		func() error { return t.Director.Addr(NATDirClientDev, cidr(t.DirClientIP, natClientNet)) },
-		func() error { return l.Veth(t.Director, NATDirServerDev, t.Switch, natSwitchDirector) },
+		func() error { return l.VethQueues(t.Director, NATDirServerDev, t.Switch, natSwitchDirector, opts.Queues) },
 		func() error { return t.Director.Addr(NATDirServerDev, cidr(t.DirServerIP, natServerNet)) },
 		// The kernel must neither forward VIP traffic itself nor drop
 		// what uvs sees by reverse-path checks.
