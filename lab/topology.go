@@ -114,7 +114,9 @@ func (t *NAT) build(l *Lab, opts NATOptions) error {
 		func() error { return l.VethQueues(t.Client, NATClientDev, t.Director, NATDirClientDev, opts.Queues) },
 		func() error { return t.Client.Addr(NATClientDev, cidr(t.ClientIP, natClientNet)) },
 		func() error { return t.Director.Addr(NATDirClientDev, cidr(t.DirClientIP, natClientNet)) },
-		func() error { return l.VethQueues(t.Director, NATDirServerDev, t.Switch, natSwitchDirector, opts.Queues) },
+		func() error {
+			return l.VethQueues(t.Director, NATDirServerDev, t.Switch, natSwitchDirector, opts.Queues)
+		},
 		func() error { return t.Director.Addr(NATDirServerDev, cidr(t.DirServerIP, natServerNet)) },
 		// The kernel must neither forward VIP traffic itself nor drop
 		// what uvs sees by reverse-path checks.
