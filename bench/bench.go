@@ -324,7 +324,15 @@ func runLoad(ctx context.Context, e *env, p *peer, load string, run int) ([]figu
 		if err != nil {
 			return nil, err
 		}
+		cpu0, err := readMachineCPU()
+		if err != nil {
+			return nil, err
+		}
 		w, err := runWrk(ctx, e, targets, secs, load == LoadClose)
+		if err != nil {
+			return nil, err
+		}
+		cpu1, err := readMachineCPU()
 		if err != nil {
 			return nil, err
 		}
@@ -336,8 +344,13 @@ func runLoad(ctx context.Context, e *env, p *peer, load string, run int) ([]figu
 			e.logf("[%s] %s: wrk counted %d socket errors or non-2xx/3xx responses", p.name, load, w.Errors)
 		}
 		pre := loadPrefix(load)
-		return []figure{{pre + ".rps", w.RPS}, {pre + ".p50", w.P50}, {pre + ".p99", w.P99},
-			{pre + ".retrans", float64(retransAfter-retransBefore) / float64(w.Requests) * 1e3}}, nil
+		figs := []figure{{pre + ".rps", w.RPS}, {pre + ".p50", w.P50}, {pre + ".p99", w.P99},
+			{pre + ".retrans", float64(retransAfter-retransBefore) / float64(w.Requests) * 1e3}}
+		if busy, total := cpu1.busy-cpu0.busy, cpu1.total-cpu0.total; total > 0 && w.Requests > 0 {
+			figs = append(figs, figure{pre + ".mcpu", float64(busy) / clockTicks * 1e6 / float64(w.Requests)},
+				figure{pre + ".busy", 100 * float64(busy) / float64(total)})
+		}
+		return figs, nil
 	case LoadIperf3:
 		out, err := e.topo.Client.Exec(ctx, "iperf3", "-c", target.String(), "-p", "5201", "-t", secs, "-J", "--connect-timeout", "3000").Output()
 		bps, perr := ParseIperf3(out)
@@ -624,4 +637,44 @@ func waitReachable(ctx context.Context, e *env, p *peer) error {
 		}
 	}
 	return nil
+}
+
+// machineCPU is the whole machine's CPU time from /proc/stat, in clock
+// ticks: busy (all but idle and iowait) and total, summed over CPUs.
+type machineCPU struct{ busy, total uint64 }
+
+// readMachineCPU reads /proc/stat's first line. Every process of the lab
+// counts, the peer's kernel work included, which is what tells peers that
+// do their forwarding in different places apart.
+func readMachineCPU() (machineCPU, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineCPU{}, fmt.Errorf("bench: %w", err)
+	}
+	return parseMachineCPU(string(b))
+}
+
+func parseMachineCPU(stat string) (machineCPU, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return machineCPU{}, fmt.Errorf("bench: /proc/stat starts %q, want the cpu line", line)
+	}
+	var c machineCPU
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return machineCPU{}, fmt.Errorf("bench: /proc/stat field %d %q: %w", i+1, v, err)
+		}
+		// user nice system idle iowait irq softirq steal guest
+		// guest_nice; guest time is already in user and nice.
+		if i >= 8 {
+			break
+		}
+		c.total += n
+		if i != 3 && i != 4 {
+			c.busy += n
+		}
+	}
+	return c, nil
 }

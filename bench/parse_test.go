@@ -128,3 +128,19 @@ func TestParseSNMP(t *testing.T) {
 		t.Error("ParseSNMP found a missing protocol")
 	}
 }
+
+func TestParseMachineCPU(t *testing.T) {
+	got, err := parseMachineCPU("cpu  100 5 50 1000 20 3 7 2 40 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// busy: user+nice+system+irq+softirq+steal; guest is inside user.
+	if want := (machineCPU{busy: 100 + 5 + 50 + 3 + 7 + 2, total: 100 + 5 + 50 + 1000 + 20 + 3 + 7 + 2}); got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for _, bad := range []string{"", "intr 1 2 3\n", "cpu 1 x 3 4 5\n"} {
+		if _, err := parseMachineCPU(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}

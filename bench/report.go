@@ -26,11 +26,18 @@ var metrics = []Metric{
 	{Key: "ka.rps", Load: "wrk keep-alive", Name: "req/s", Higher: true},
 	{Key: "ka.p50", Load: "wrk keep-alive", Name: "p50 ms", Digits: 2},
 	{Key: "ka.p99", Load: "wrk keep-alive", Name: "p99 ms", Digits: 2},
+	// The whole machine's CPU (every process and the kernel) per
+	// request, and how busy the CPUs were: on a machine the load
+	// saturates, the cost per request is what sets the rate.
+	{Key: "ka.mcpu", Load: "wrk keep-alive", Name: "machine CPU µs/req", Digits: 1},
+	{Key: "ka.busy", Load: "wrk keep-alive", Name: "machine CPUs busy %", Digits: 0},
 	{Key: "close.rps", Load: "wrk close", Name: "conn/s", Higher: true},
 	{Key: "close.p50", Load: "wrk close", Name: "p50 ms", Digits: 2},
 	{Key: "close.p99", Load: "wrk close", Name: "p99 ms", Digits: 2},
 	// wrk's latencies leave connection setup out: lost SYNs show here.
 	{Key: "close.retrans", Load: "wrk close", Name: "client TCP retrans/1k conn", Digits: 1},
+	{Key: "close.mcpu", Load: "wrk close", Name: "machine CPU µs/conn", Digits: 1},
+	{Key: "close.busy", Load: "wrk close", Name: "machine CPUs busy %", Digits: 0},
 	{Key: "iperf3.gbps", Load: "iperf3 1 flow", Name: "Gbit/s", Digits: 2, Higher: true},
 	{Key: "udp.rx", Load: "udp 64 B", Name: "delivered kpps", Digits: 1, Higher: true},
 	{Key: "udp.tx", Load: "udp 64 B", Name: "sent kpps", Digits: 1, Higher: true},
