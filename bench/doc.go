@@ -29,6 +29,16 @@
 //
 // For uvsd it also records CPU seconds (utime+stime) per million packets
 // forwarded (InPkts+OutPkts from `uvsadm -L -n --stats --exact`) and RSS.
+// For every peer, the wrk loads record the whole machine's CPU time per
+// request (or connection) and how busy the CPUs were (/proc/stat around
+// wrk): the peers do their forwarding in different contexts (a softirq
+// of the sender, a daemon's thread), and on a saturated machine the
+// total per request sets the rate while idle CPUs show waiting.
+//
+// uvs columns: uvs (NAT, AF_PACKET receive and AF_XDP transmit, uvsd's
+// default), uvs-xdp (-backend afxdp: XDP redirect to AF_XDP for receive
+// too), uvs-fnat, uvs-dr, and, on request only, uvs-mmsg (sendmmsg
+// transmit, -xsk-tx=false).
 //
 // The iperf3 service (port 5201) balances by client address (uvs "sh",
 // nftables "jhash ip saddr", HAProxy "balance source") in every peer:
