@@ -237,8 +237,7 @@ func (x *xsk) prime(rxChunks, txChunks int) {
 // next hands out the next received frame with a zeroed virtio_net_hdr in
 // front (XDP frames carry no offload metadata; a partial checksum they
 // hide is finished here) and Headroom before that, or ok=false when the
-// receive ring is empty. The chunk stays the
-// worker's until releaseHeld.
+// receive ring is empty. The chunk stays the worker's until releaseHeld.
 func (x *xsk) next() (f rxFrame, ok bool) {
 	if x.rx == nil {
 		return f, false
@@ -310,9 +309,10 @@ func (x *xsk) queue(frame []byte) bool {
 
 // flush publishes the queued descriptors and kicks the kernel until it
 // has taken them all (copy mode sends at most its budget per kick), then
-// collects completed chunks.
+// collects completed chunks. Descriptors an earlier flush left in the
+// ring (a kick that failed) are kicked again, new ones or not.
 func (x *xsk) flush() {
-	if x.txDirty {
+	if x.txDirty || atomic.LoadUint32(x.tx.cons) != x.txProd {
 		atomic.StoreUint32(x.tx.prod, x.txProd)
 		x.txDirty = false
 		for tries := 0; tries < 8 && atomic.LoadUint32(x.tx.cons) != x.txProd; tries++ {
