@@ -42,9 +42,7 @@ func FuzzEncapIPIP(f *testing.F) {
 // packet.
 func FuzzFragNeeded(f *testing.F) {
 	for _, b := range fuzzFrames(f) {
-		eth := make([]byte, header.EthernetMinimumSize, header.EthernetMinimumSize+len(b))
-		header.Ethernet(eth).SetType(header.EtherTypeIPv4)
-		f.Add(append(eth, b...), uint16(1480))
+		f.Add(withEthernet(b), uint16(1480))
 	}
 	f.Fuzz(func(t *testing.T, frame []byte, mtu uint16) {
 		out := make([]byte, 256)
@@ -73,9 +71,7 @@ func FuzzFragNeeded(f *testing.F) {
 // frames, each at most mss of payload, that together carry the payload.
 func FuzzSegmentTCP4(f *testing.F) {
 	for _, b := range fuzzFrames(f) {
-		eth := make([]byte, header.EthernetMinimumSize, header.EthernetMinimumSize+len(b))
-		header.Ethernet(eth).SetType(header.EtherTypeIPv4)
-		f.Add(append(eth, b...), uint16(100))
+		f.Add(withEthernet(b), uint16(100))
 	}
 	f.Fuzz(func(t *testing.T, frame []byte, mss16 uint16) {
 		mss := int(mss16%2000) + 1

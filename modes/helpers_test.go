@@ -166,6 +166,14 @@ func echo4(tb testing.TB, src, dst netip.Addr, id, seq uint16, data int, opts ..
 // ipOf returns the IPv4 view of an Ethernet frame.
 func ipOf(frame []byte) header.IPv4 { return header.IPv4(frame[header.EthernetMinimumSize:]) }
 
+// withEthernet puts a zero-address Ethernet header of type IPv4 in front
+// of the IP packet b, for the targets that take frames.
+func withEthernet(b []byte) []byte {
+	eth := make([]byte, header.EthernetMinimumSize, header.EthernetMinimumSize+len(b))
+	header.Ethernet(eth).SetType(header.EtherTypeIPv4)
+	return append(eth, b...)
+}
+
 func a4(a netip.Addr) [4]byte { return a.As4() }
 
 // refSum is RFC 1071 section 4.1, kept independent of package header.

@@ -18,12 +18,10 @@ func TestWriteFuzzSeeds(t *testing.T) {
 			seedcorpus.Add(t, target, b, to, port, partial)
 		}
 		seedcorpus.Add(t, "FuzzICMPErrorQuote", b)
-		eth := make([]byte, header.EthernetMinimumSize, header.EthernetMinimumSize+len(b))
-		header.Ethernet(eth).SetType(header.EtherTypeIPv4)
-		seedcorpus.Add(t, "FuzzEchoReply", append(eth, b...))
+		seedcorpus.Add(t, "FuzzEchoReply", withEthernet(b))
 		seedcorpus.Add(t, "FuzzEncapIPIP", b)
-		seedcorpus.Add(t, "FuzzFragNeeded", append(eth, b...), uint16(1480))
-		seedcorpus.Add(t, "FuzzSegmentTCP4", append(eth, b...), uint16(100+i))
+		seedcorpus.Add(t, "FuzzFragNeeded", withEthernet(b), uint16(1480))
+		seedcorpus.Add(t, "FuzzSegmentTCP4", withEthernet(b), uint16(100+i))
 		head := make([]byte, 32+header.VirtioNetHdrSize+header.EthernetMinimumSize+len(b))
 		copy(head[32+header.VirtioNetHdrSize+header.EthernetMinimumSize:], b)
 		if enc := EncapIPIP(head, 32, [4]byte{10, 0, 0, 1}, [4]byte{10, 0, 0, 2}, 1); enc != nil {
