@@ -345,7 +345,7 @@ func (p *parser) localAddressGroup(open stmt) {
 	p.entries(open, func(s stmt) {
 		// An address or a range, as in a virtual_server_group.
 		first, last, ok := parseRange(s.words[0])
-		if !ok || !first.Is4() || last.Less(first) {
+		if !ok || !first.Is4() {
 			p.fail(s.pos, "local_address_group %s: bad address %q", name, s.words[0])
 			return
 		}

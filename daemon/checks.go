@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"strings"
 	"sync"
@@ -365,7 +366,7 @@ func (d *Daemon) stopChecks() {
 	if s == nil {
 		return
 	}
-	d.runScripts(s.removedScripts(nil), omegaTimeout)
+	runScripts(d.log, s.removedScripts(nil), omegaTimeout)
 }
 
 // removedScripts are the scripts keepalived runs for what next no longer
@@ -430,9 +431,10 @@ func (s *checkSet) removedScripts(next *checkSet) []string {
 	return out
 }
 
-// runScripts runs scripts, started in order and run concurrently, and
-// waits for them, at most timeout.
-func (d *Daemon) runScripts(scripts []string, timeout time.Duration) {
+// runScripts runs shell command lines, started in order and run
+// concurrently, and waits for them, at most timeout; failures are logged
+// with their output.
+func runScripts(log *slog.Logger, scripts []string, timeout time.Duration) {
 	if len(scripts) == 0 {
 		return
 	}
@@ -444,12 +446,12 @@ func (d *Daemon) runScripts(scripts []string, timeout time.Duration) {
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", script)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
-			d.log.Warn("notify script", "script", script, "err", err)
+			log.Warn("notify script", "script", script, "err", err)
 			continue
 		}
 		wg.Go(func() {
 			if err := cmd.Wait(); err != nil {
-				d.log.Warn("notify script", "script", script, "err", err, "output", out.String())
+				log.Warn("notify script", "script", script, "err", err, "output", out.String())
 			}
 		})
 	}
@@ -506,7 +508,7 @@ func (d *Daemon) notify(script string) {
 	if script == "" {
 		return
 	}
-	go d.runScripts([]string{script}, notifyTimeout)
+	go runScripts(d.log, []string{script}, notifyTimeout)
 }
 
 // quorum is keepalived's quorum logic for one virtual service: while the

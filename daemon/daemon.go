@@ -245,6 +245,11 @@ func Run(ctx context.Context, opts Options) error {
 	return nil
 }
 
+// ifaceOf is the dataplane's view of an Ethernet interface.
+func ifaceOf(ifc net.Interface) dataplane.Iface {
+	return dataplane.Iface{Index: ifc.Index, Name: ifc.Name, MAC: [6]byte(ifc.HardwareAddr), MTU: ifc.MTU}
+}
+
 // interfaces finds the interfaces that serve the VIPs, the owned
 // addresses and the real servers, from the routing table.
 func (d *Daemon) interfaces(named []string) ([]dataplane.Iface, error) {
@@ -291,7 +296,7 @@ func (d *Daemon) interfaces(named []string) ([]dataplane.Iface, error) {
 			continue
 		}
 		seen[ifc.Index] = true
-		out = append(out, dataplane.Iface{Index: ifc.Index, Name: ifc.Name, MAC: [6]byte(ifc.HardwareAddr), MTU: ifc.MTU})
+		out = append(out, ifaceOf(*ifc))
 	}
 	if len(out) == 0 {
 		// Started empty, as ipvsadm users do before `uvsadm -R`: the
@@ -302,7 +307,7 @@ func (d *Daemon) interfaces(named []string) ([]dataplane.Iface, error) {
 		}
 		for _, ifc := range ifs {
 			if ifc.Flags&net.FlagLoopback == 0 && ifc.Flags&net.FlagUp != 0 && len(ifc.HardwareAddr) == 6 {
-				out = append(out, dataplane.Iface{Index: ifc.Index, Name: ifc.Name, MAC: [6]byte(ifc.HardwareAddr), MTU: ifc.MTU})
+				out = append(out, ifaceOf(ifc))
 			}
 		}
 	}
@@ -453,7 +458,7 @@ func (d *Daemon) Reload() error {
 		return err
 	}
 	if prev != nil {
-		go d.runScripts(prev.removedScripts(next), notifyTimeout)
+		go runScripts(d.log, prev.removedScripts(next), notifyTimeout)
 	}
 	d.startChecksLocked(next)
 	return err

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/uvs-project/uvs/dataplane"
 	"github.com/uvs-project/uvs/nfqueue"
 	"github.com/uvs-project/uvs/service"
 )
@@ -138,10 +139,10 @@ func (d *Daemon) readMarks(c *nfqueue.Conn) {
 }
 
 // writeMarkMetrics adds the fwmark queue's counters.
-func (d *Daemon) writeMarkMetrics(w io.Writer, in, dup, deferred uint64) {
-	writeCounter(w, "uvs_fwmark_packets_total", "Marked packets the dataplane took from the queue.", in)
-	writeCounter(w, "uvs_fwmark_duplicates_total", "Marked packets whose capture-ring copy was the one acted on.", dup)
-	writeCounter(w, "uvs_fwmark_deferred_total", "Captured packets left to their marked copy.", deferred)
+func (d *Daemon) writeMarkMetrics(w io.Writer, c *dataplane.Counters) {
+	writeCounter(w, "uvs_fwmark_packets_total", "Marked packets the dataplane took from the queue.", c.MarkIn)
+	writeCounter(w, "uvs_fwmark_duplicates_total", "Marked packets whose capture-ring copy was the one acted on.", c.MarkDup)
+	writeCounter(w, "uvs_fwmark_deferred_total", "Captured packets left to their marked copy.", c.MarkDeferred)
 	ms := d.engine.MarkCounters()
 	writeCounter(w, "uvs_fwmark_refused_total", "Marked packets refused: a worker's ring was full, or the interface or packet was not ours.", ms.Full+ms.BadIface+ms.Invalid)
 	if q := d.marks.Load(); q != nil {

@@ -102,19 +102,16 @@ func (d *Daemon) writeMetrics(w io.Writer) {
 	for i, v := range c.PerWorkerRx {
 		fmt.Fprintf(w, "uvs_dataplane_worker_rx_frames_total{worker=\"%d\"} %d\n", i, v)
 	}
-	writeXSKMetrics(w, &c.XSK)
-	writeHeader(w, "uvs_xsk_worker_tx_frames_total", "Frames the kernel completed from the AF_XDP transmit rings, by worker.", "counter")
-	for i, v := range c.PerWorkerXSKTx {
-		fmt.Fprintf(w, "uvs_xsk_worker_tx_frames_total{worker=\"%d\"} %d\n", i, v)
-	}
+	writeXSKMetrics(w, &c)
 	d.writeVRRPMetrics(w, &c)
-	d.writeMarkMetrics(w, c.MarkIn, c.MarkDup, c.MarkDeferred)
+	d.writeMarkMetrics(w, &c)
 	writeCounter(w, "uvs_fullnat_reservations_total", "FULLNAT local endpoints kept taken for a TIME_WAIT period after a reused client port replaced their connection.", c.Reserved)
 }
 
 // writeXSKMetrics writes the AF_XDP sockets' counters (the afxdp
 // backend's, or the transmit-only sockets'; zero without any).
-func writeXSKMetrics(w io.Writer, x *dataplane.XSKStats) {
+func writeXSKMetrics(w io.Writer, c *dataplane.Counters) {
+	x := &c.XSK
 	writeCounter(w, "uvs_xsk_rx_frames_total", "Frames taken from the AF_XDP receive rings.", x.Rx)
 	writeCounter(w, "uvs_xsk_tx_frames_total", "Frames the kernel completed from the AF_XDP transmit rings.", x.Tx)
 	writeHeader(w, "uvs_xsk_kernel_drops_total", "Frames the kernel's AF_XDP code dropped or refused (XDP_STATISTICS), by reason.", "counter")
@@ -126,6 +123,10 @@ func writeXSKMetrics(w io.Writer, x *dataplane.XSKStats) {
 		{"rx_ring_full", x.RxRingFull}, {"fill_ring_empty", x.FillRingEmpty},
 	} {
 		fmt.Fprintf(w, "uvs_xsk_kernel_drops_total{reason=%q} %d\n", r.name, r.v)
+	}
+	writeHeader(w, "uvs_xsk_worker_tx_frames_total", "Frames the kernel completed from the AF_XDP transmit rings, by worker.", "counter")
+	for i, v := range c.PerWorkerXSKTx {
+		fmt.Fprintf(w, "uvs_xsk_worker_tx_frames_total{worker=\"%d\"} %d\n", i, v)
 	}
 }
 

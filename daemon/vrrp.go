@@ -530,13 +530,7 @@ func (m *vrrpManager) runScript(script string, args ...string) {
 	for _, a := range args {
 		line += " " + a
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, "/bin/sh", "-c", line).CombinedOutput(); err != nil {
-			m.log.Warn("notify script", "script", line, "err", err, "output", string(out))
-		}
-	}()
+	go runScripts(m.log, []string{line}, notifyTimeout)
 }
 
 // track looks at tracked interfaces and starts due vrrp_scripts, then

@@ -44,6 +44,17 @@ type entry struct {
 	probes []*probeState
 }
 
+// allUp is whether every probe of the entry is up (a server is up only
+// when all its checkers say so).
+func (e *entry) allUp() bool {
+	for _, p := range e.probes {
+		if !p.up {
+			return false
+		}
+	}
+	return true
+}
+
 type probeState struct {
 	e     *entry
 	p     Probe
@@ -139,10 +150,7 @@ func (r *Runner) add(key string, probes []Probe, t Timing, st *State, onChange O
 		e.probes = append(e.probes, ps)
 	}
 	if st != nil {
-		e.up = true
-		for _, ps := range e.probes {
-			e.up = e.up && ps.up
-		}
+		e.up = e.allUp()
 		e.weight = max(st.Weight, -1)
 	}
 	r.mu.Lock()
@@ -311,10 +319,7 @@ func (r *Runner) record(ps *probeState, res Result) time.Duration {
 		ps.up, ps.fails = false, 0
 	}
 
-	up := true
-	for _, p := range e.probes {
-		up = up && p.up
-	}
+	up := e.allUp()
 	weight := e.weight
 	if res.Weight >= 0 {
 		weight = res.Weight
