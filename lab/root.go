@@ -52,22 +52,25 @@ const (
 // (not root, or namespaces refused) skips, or fails under CI=true; any
 // other probe failure fails.
 func decide(euid int, ci string, probe func() error) (verdict, string) {
-	missing := func(msg string) (verdict, string) {
-		if ci == "true" {
-			return fail, msg + " (CI=true: failing instead of skipping)"
-		}
-		return skip, msg
-	}
 	if euid != 0 {
-		return missing(skipMessage)
+		return missing(ci, skipMessage)
 	}
 	if err := probe(); err != nil {
 		if errors.Is(err, os.ErrPermission) {
-			return missing(skipMessage + ": " + err.Error())
+			return missing(ci, skipMessage+": "+err.Error())
 		}
 		return fail, "cannot create a network namespace: " + err.Error()
 	}
 	return proceed, ""
+}
+
+// missing is the verdict on something a test needs and the machine
+// lacks: skip, or fail under CI=true.
+func missing(ci, msg string) (verdict, string) {
+	if ci == "true" {
+		return fail, msg + " (CI=true: failing instead of skipping)"
+	}
+	return skip, msg
 }
 
 // RequireRoot skips t unless the process can create network namespaces
@@ -91,9 +94,9 @@ func RequireCommands(t testing.TB, names ...string) {
 	t.Helper()
 	for _, name := range names {
 		if _, err := exec.LookPath(name); err != nil {
-			msg := fmt.Sprintf("needs the %s command (make deps): %v", name, err)
-			if os.Getenv("CI") == "true" {
-				t.Fatal(msg + " (CI=true: failing instead of skipping)")
+			v, msg := missing(os.Getenv("CI"), fmt.Sprintf("needs the %s command (make deps): %v", name, err))
+			if v == fail {
+				t.Fatal(msg)
 			}
 			t.Skip(msg)
 		}

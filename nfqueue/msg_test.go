@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/uvs-project/uvs/header"
+	"github.com/uvs-project/uvs/internal/seedcorpus"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
@@ -171,8 +172,13 @@ func TestParsePacketMalformed(t *testing.T) {
 			if !errors.Is(err, ErrMalformed) {
 				t.Errorf("%v does not wrap ErrMalformed", err)
 			}
+			// Every malformed message is a fuzz seed too.
+			seedcorpus.Add(t, "FuzzParsePacket", tt.msg)
 		})
 	}
+	// And the good ones.
+	seedcorpus.Add(t, "FuzzParsePacket", good)
+	seedcorpus.Add(t, "FuzzParsePacket", packetMsg(nl.NewRtAttr(attrPacketHdr, pktHdr(1, 0x0800, 0)), nl.NewRtAttr(attrPayload, []byte{0x45})))
 }
 
 // decode parses b with the standard library's netlink parser and

@@ -44,6 +44,7 @@ func TestReplaceSet(t *testing.T) {
 // the caller's, Do's function sees that namespace and leaves the caller's
 // thread where it was, and a closed Nft refuses with its own error.
 func TestPrivilegedNft(t *testing.T) {
+	lab.RequireCommands(t, "nft")
 	l := lab.NewT(t)
 	ns, err := l.NS("nft")
 	if err != nil {
