@@ -235,11 +235,7 @@ func openXSKTx(cfg Config, wi int, ifc Iface) *xsk {
 		cfg.Log.Warn("af_xdp transmit off, sendmmsg instead", "iface", ifc.Name, "worker", wi, "err", err)
 		return nil
 	}
-	mode := "copy"
-	if x.zeroCopy {
-		mode = "zero-copy"
-	}
-	cfg.Log.Debug("af_xdp transmit", "iface", ifc.Name, "worker", wi, "queue", wi, "socket", mode)
+	cfg.Log.Debug("af_xdp transmit", "iface", ifc.Name, "worker", wi, "queue", wi, "socket", x.modeName())
 	return x
 }
 
@@ -266,11 +262,7 @@ func (e *Engine) openXDP() error {
 			return err
 		}
 		e.xdpFilters = append(e.xdpFilters, f)
-		mode := "copy"
-		if p.xsk.zeroCopy {
-			mode = "zero-copy"
-		}
-		e.cfg.Log.Info("af_xdp attached", "iface", name, "xdp", f.mode, "socket", mode)
+		e.cfg.Log.Info("af_xdp attached", "iface", name, "xdp", f.mode, "socket", p.xsk.modeName())
 	}
 	return nil
 }

@@ -44,11 +44,9 @@ func finishHiddenPartial(frame []byte) bool {
 	if binary.BigEndian.Uint16(l4[off:]) != ps || header.Checksum(l4, ps) == 0xffff {
 		return false
 	}
-	l4[off], l4[off+1] = 0, 0
-	x := ^header.Checksum(l4, ps)
-	if x == 0 && proto == header.ProtoUDP {
-		x = 0xffff // 0 means "no checksum" in UDP
-	}
-	binary.BigEndian.PutUint16(l4[off:], x)
+	// The field holds ps, so summing from the L4 header on finishes it,
+	// up to Total Length: Ethernet padding is not the datagram's.
+	start := header.EthernetMinimumSize + ip.HeaderLength()
+	completeChecksum(frame[:start+len(l4)], start, off)
 	return true
 }

@@ -71,11 +71,11 @@ func xdpWant(s *service.Snapshot, host [][4]byte) map[xdpKey]uint8 {
 			want[dstKey(a)] = xdpActRedirect
 		}
 	}
-	protos := map[uint32][]uint8{}
+	protos := map[uint32]uint8{}
 	for i := range s.Services {
 		svc := &s.Services[i]
 		if svc.Cfg.Key.FWMark == 0 {
-			protos[svc.ID] = []uint8{svc.Cfg.Key.Proto}
+			protos[svc.ID] = svc.Cfg.Key.Proto
 		}
 	}
 	// Removed destinations too: their connections live on until they
@@ -85,11 +85,10 @@ func xdpWant(s *service.Snapshot, host [][4]byte) map[xdpKey]uint8 {
 		if d.Fwd != service.FwdMasq || d.Port == 0 {
 			continue
 		}
-		ps, ok := protos[d.Svc]
-		if !ok {
-			// A fwmark service (or one since removed) has no one
-			// protocol.
-			ps = []uint8{header.ProtoTCP, header.ProtoUDP}
+		// A fwmark service (or one since removed) has no one protocol.
+		ps := []uint8{header.ProtoTCP, header.ProtoUDP}
+		if p, ok := protos[d.Svc]; ok {
+			ps = []uint8{p}
 		}
 		for _, p := range ps {
 			want[srcKey(d.Addr, d.Port, p)] = xdpActRedirect
@@ -244,18 +243,17 @@ func xdpProgram(match, xsks *ebpf.Map, maxLen int32) ebpfasm.Instructions {
 // bpf_link that keeps it attached: the link belongs to uvsd's file
 // descriptor, so the program goes with the process, even a killed one.
 type xdpFilter struct {
-	ifname string
-	xsks   *ebpf.Map
-	prog   *ebpf.Program
-	link   link.Link
-	mode   string
+	xsks *ebpf.Map
+	prog *ebpf.Program
+	link link.Link
+	mode string
 }
 
 // attachXDP loads and attaches the redirect program on ifindex after
 // putting sockets (by queue) in its map: native (driver) mode when the
 // driver has it, generic otherwise.
 func attachXDP(ifindex int, ifname string, match *xdpMatch, sockets map[int]int, maxLen int) (*xdpFilter, error) {
-	f := &xdpFilter{ifname: ifname}
+	f := &xdpFilter{}
 	ok := false
 	defer func() {
 		if !ok {

@@ -36,7 +36,6 @@ const xskHeadroom = Headroom + vnetHdrLen
 type xdpRing struct {
 	mem        []byte
 	prod, cons *uint32
-	flags      *uint32
 	desc       unsafe.Pointer
 	mask       uint32
 }
@@ -47,12 +46,11 @@ func mapXDPRing(fd int, off unix.XDPRingOffset, pgoff int64, n int, descSize uin
 		return nil, fmt.Errorf("mmap: %w", err)
 	}
 	return &xdpRing{
-		mem:   m,
-		prod:  (*uint32)(unsafe.Pointer(&m[off.Producer])),
-		cons:  (*uint32)(unsafe.Pointer(&m[off.Consumer])),
-		flags: (*uint32)(unsafe.Pointer(&m[off.Flags])),
-		desc:  unsafe.Pointer(&m[off.Desc]),
-		mask:  uint32(n - 1),
+		mem:  m,
+		prod: (*uint32)(unsafe.Pointer(&m[off.Producer])),
+		cons: (*uint32)(unsafe.Pointer(&m[off.Consumer])),
+		desc: unsafe.Pointer(&m[off.Desc]),
+		mask: uint32(n - 1),
 	}, nil
 }
 
@@ -214,6 +212,14 @@ func openXSKMode(ifindex, queue int, cfg XSKConfig, mode uint16, rx bool) (*xsk,
 	}
 	ok = true
 	return x, nil
+}
+
+// modeName names the socket's mode for logs.
+func (x *xsk) modeName() string {
+	if x.zeroCopy {
+		return "zero-copy"
+	}
+	return "copy"
 }
 
 // maxFrame is the longest frame a receive chunk holds.

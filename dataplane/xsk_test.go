@@ -12,17 +12,16 @@ import (
 )
 
 // memRing is an xdpRing over ordinary memory, for playing the kernel's
-// side of a socket's rings: producer at 0, consumer at 8, flags at 16,
+// side of a socket's rings: producer at 0, consumer at 8,
 // descriptors from 64.
 func memRing(n int, descSize uintptr) *xdpRing {
 	mem := make([]byte, 64+uintptr(n)*descSize)
 	return &xdpRing{
-		mem:   mem,
-		prod:  (*uint32)(unsafe.Pointer(&mem[0])),
-		cons:  (*uint32)(unsafe.Pointer(&mem[8])),
-		flags: (*uint32)(unsafe.Pointer(&mem[16])),
-		desc:  unsafe.Pointer(&mem[64]),
-		mask:  uint32(n - 1),
+		mem:  mem,
+		prod: (*uint32)(unsafe.Pointer(&mem[0])),
+		cons: (*uint32)(unsafe.Pointer(&mem[8])),
+		desc: unsafe.Pointer(&mem[64]),
+		mask: uint32(n - 1),
 	}
 }
 
