@@ -147,8 +147,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err != nil {
 			return rep, err
 		}
-		runPeer(ctx, e, p, rep)
-		l.Close()
+		func() {
+			defer l.Close() // a panicking peer must not leave its namespaces
+			runPeer(ctx, e, p, rep)
+		}()
 	}
 	fmt.Fprintf(cfg.Log, "done in %.1fs\n", time.Since(start).Seconds())
 	return rep, ctx.Err()

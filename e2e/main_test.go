@@ -95,7 +95,9 @@ func (d *director) reload(conf string) (string, error) {
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		d.t.Fatal(err)
 	}
-	out, err := exec.Command(filepath.Join(bin, "uvsd"), "reload", "--control", d.sock).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, filepath.Join(bin, "uvsd"), "reload", "--control", d.sock).CombinedOutput()
 	return string(out), err
 }
 

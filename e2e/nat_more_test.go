@@ -253,7 +253,6 @@ func TestPrivilegedLogJSON(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("%v:\n%s", err, out)
 	}
-	lines := 0
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
@@ -262,9 +261,5 @@ func TestPrivilegedLogJSON(t *testing.T) {
 		if _, ok := rec["msg"]; !ok || rec["level"] == nil || rec["time"] == nil {
 			t.Fatalf("JSON line without slog's time/level/msg: %q", line)
 		}
-		lines++
-	}
-	if lines == 0 {
-		t.Fatal("no log lines")
 	}
 }
